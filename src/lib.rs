@@ -1,0 +1,218 @@
+//! edge-meet: browser video meetings served entirely from the edge.
+//!
+//! Data flows one way: workerd event → adapter → pure core → effects → adapter → workerd.
+//!
+//! - [`core`]: protocol types and the per-object state machine, plain Rust, unit-tested natively.
+//! - [`route`]: path → route, the one routing table.
+//! - [`settings`]: `wrangler.toml` vars → limits.
+//! - [`room_object`]: the Durable Objects (one per room, one per global PeerJS key).
+//! - [`ice`]: ICE servers and Cloudflare TURN credentials.
+//! - this file: the Worker's fetch entry. It answers what needs no room (pages, new PeerJS ids,
+//!   malformed PeerJS upgrades) and hands everything else to the right Durable Object.
+
+pub mod core;
+pub mod ice;
+pub mod room_object;
+pub mod route;
+pub mod settings;
+
+use std::sync::Once;
+
+use route::{Route, Target};
+use settings::Settings;
+use worker::*;
+
+/// Content-Security-Policy of every page: our own scripts and styles only, no inline code, media
+/// from the camera and WebRTC, sockets to our own origin. One definition for all pages.
+pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
+media-src 'self' blob: mediastream:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+form-action 'self'; frame-ancestors 'none'";
+
+/// peerjs-server's `GET {path}` answer (its `app.json`), for clients that probe it.
+const PEERJS_INFO: &str = r#"{"name":"PeerJS Server","description":"A server side element to broker connections between PeerJS clients.","website":"https://peerjs.com/"}"#;
+
+static PANIC_HOOK: Once = Once::new();
+
+/// Adds `console_error_panic_hook`'s readable message and stack in front of `worker`'s own hook,
+/// which must keep running: it flags the instance for re-initialisation after a panic.
+pub fn install_panic_hook() {
+    PANIC_HOOK.call_once(|| {
+        let worker_hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            console_error_panic_hook::hook(info);
+            worker_hook(info);
+        }));
+    });
+}
+
+pub fn settings_from_env(env: &Env) -> Settings {
+    Settings::from_lookup(|name| {
+        env.var(name).map(|v| v.to_string()).or_else(|_| env.secret(name).map(|s| s.to_string())).ok()
+    })
+}
+
+/// The PeerJS WebSocket query, percent-decoded (`+` as space); the last duplicate wins, as with
+/// `Object.fromEntries(searchParams)` in peerjs-server.
+#[derive(Default)]
+pub struct PeerJsQuery {
+    key: Option<String>,
+    id: Option<String>,
+    token: Option<String>,
+}
+
+impl PeerJsQuery {
+    pub fn key(&self) -> Option<&str> {
+        self.key.as_deref()
+    }
+    pub fn id(&self) -> Option<&str> {
+        self.id.as_deref()
+    }
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+}
+
+pub fn peerjs_query(url: &Url) -> PeerJsQuery {
+    let mut q = PeerJsQuery::default();
+    for (k, v) in url.query_pairs() {
+        match &*k {
+            "key" => q.key = Some(v.into_owned()),
+            "id" => q.id = Some(v.into_owned()),
+            "token" => q.token = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    q
+}
+
+/// PeerJS refusals are frames, not HTTP errors: the client reports `server-error` with the
+/// message only if the upgrade succeeds. This needs no Durable Object, so malformed upgrades
+/// never reach (or wake) one.
+pub fn reject_peerjs(frame: &str) -> Result<Response> {
+    let pair = WebSocketPair::new()?;
+    pair.server.accept()?;
+    pair.server.send_with_str(frame)?;
+    pair.server.close(Some(1000), Some("refused"))?;
+    Response::from_websocket(pair.client)
+}
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    install_panic_hook();
+    let path = req.path();
+    match route::parse(&path) {
+        Route::Landing => page(&env, "/").await,
+        Route::RoomPage { .. } => page(&env, "/room").await,
+        Route::BadRoom => text(400, "Invalid room id: use 1 to 64 letters, digits, '-' or '_'.\n"),
+        Route::NotFound => text(404, "Not found\n"),
+        Route::PeerJsInfo => cors(&req, Response::ok(PEERJS_INFO)?.with_headers(json_headers())),
+        Route::PeerJsId => {
+            if req.method() == Method::Options {
+                return preflight(&req);
+            }
+            let mut bytes = [0u8; 16];
+            getrandom::fill(&mut bytes).map_err(|e| Error::RustError(e.to_string()))?;
+            cors(&req, Response::ok(route::uuid_v4(bytes))?)
+        }
+        Route::PeerJsPeers { target, key } => {
+            if req.method() == Method::Options {
+                return preflight(&req);
+            }
+            let settings = settings_from_env(&env);
+            if !settings.allow_discovery {
+                return cors(&req, Response::error("Unauthorized", 401)?);
+            }
+            let resp = stub(&env, target, key)?.fetch_with_request(req.clone()?).await?;
+            cors(&req, resp)
+        }
+        Route::Stats { target, key } => {
+            if !settings_from_env(&env).debug_stats {
+                return text(404, "Not found\n");
+            }
+            stub(&env, target, key)?.fetch_with_request(req).await
+        }
+        Route::RoomSocket { room } => {
+            if let Some(refusal) = refuse_upgrade(&req, &env)? {
+                return Ok(refusal);
+            }
+            stub(&env, Target::Room(room), "")?.fetch_with_request(req).await
+        }
+        Route::PeerJsSocket { target } => {
+            if let Some(refusal) = refuse_upgrade(&req, &env)? {
+                return Ok(refusal);
+            }
+            let settings = settings_from_env(&env);
+            let q = peerjs_query(&req.url()?);
+            if let Err(frame) = core::peerjs::check_params(q.key(), q.id(), q.token(), &settings.peerjs_keys) {
+                return reject_peerjs(&frame);
+            }
+            let key = q.key().unwrap_or_default().to_owned();
+            stub(&env, target, &key)?.fetch_with_request(req).await
+        }
+    }
+}
+
+/// The Durable Object for a target: the room's, or the global key's.
+fn stub(env: &Env, target: Target<'_>, key: &str) -> Result<Stub> {
+    match target {
+        Target::Room(room) => env.durable_object("ROOMS")?.get_by_name(room),
+        Target::Global => env.durable_object("PEERJS")?.get_by_name(key),
+    }
+}
+
+/// `Some(response)` when a WebSocket upgrade must not proceed: not an upgrade (426), or a
+/// browser on a foreign origin (403).
+fn refuse_upgrade(req: &Request, env: &Env) -> Result<Option<Response>> {
+    let upgrade = req.headers().get("Upgrade")?.unwrap_or_default();
+    if !upgrade.eq_ignore_ascii_case("websocket") {
+        return Ok(Some(text(426, "Expected a WebSocket upgrade\n")?));
+    }
+    let origin = req.headers().get("Origin")?;
+    let own = req.url()?.origin().ascii_serialization();
+    if !route::origin_allowed(origin.as_deref(), &own, &settings_from_env(env).allowed_origins) {
+        return Ok(Some(text(403, "WebSocket origin not allowed\n")?));
+    }
+    Ok(None)
+}
+
+/// A page from the static assets, with the security headers every page carries.
+async fn page(env: &Env, asset: &str) -> Result<Response> {
+    let resp = env.assets("ASSETS")?.fetch(format!("https://assets.invalid{asset}"), None).await?;
+    let headers = resp.headers().clone();
+    headers.set("Content-Security-Policy", CSP)?;
+    headers.set("X-Content-Type-Options", "nosniff")?;
+    headers.set("Referrer-Policy", "strict-origin-when-cross-origin")?;
+    headers.set("Permissions-Policy", "camera=(self), microphone=(self), display-capture=(self)")?;
+    Ok(resp.with_headers(headers))
+}
+
+fn text(status: u16, body: &str) -> Result<Response> {
+    let headers = Headers::new();
+    headers.set("Content-Type", "text/plain; charset=utf-8")?;
+    Ok(Response::ok(body)?.with_status(status).with_headers(headers))
+}
+
+fn json_headers() -> Headers {
+    let h = Headers::new();
+    let _ = h.set("Content-Type", "application/json");
+    h
+}
+
+/// CORS as peerjs-server's default (`cors({origin: true})`): reflect the request's Origin.
+fn cors(req: &Request, resp: Response) -> Result<Response> {
+    let headers = resp.headers().clone();
+    if let Some(origin) = req.headers().get("Origin")? {
+        headers.set("Access-Control-Allow-Origin", &origin)?;
+    }
+    headers.append("Vary", "Origin")?;
+    Ok(resp.with_headers(headers))
+}
+
+fn preflight(req: &Request) -> Result<Response> {
+    let headers = Headers::new();
+    headers.set("Access-Control-Allow-Methods", "GET,HEAD,PUT,PATCH,POST,DELETE")?;
+    if let Some(h) = req.headers().get("Access-Control-Request-Headers")? {
+        headers.set("Access-Control-Allow-Headers", &h)?;
+    }
+    cors(req, Response::empty()?.with_status(204).with_headers(headers))
+}
