@@ -130,6 +130,8 @@ pub struct Hub {
     rescan_alarm: bool,
     /// Last [`Seat::order`] handed out.
     joins: u64,
+    /// Effects decided during a restore, sent ahead of the first event's own.
+    pending: Effects,
 }
 
 type Effects = Vec<Effect>;
@@ -145,6 +147,7 @@ impl Hub {
             chat: ChatLog::default(),
             alarm_at: None,
             rescan_alarm: false,
+            pending: Vec::new(),
             joins: 0,
         }
     }
@@ -187,6 +190,17 @@ impl Hub {
                 Socket { kind, since: att.since, last_seen, bucket: TokenBucket::new(rate, last_seen), limited: false },
             );
         }
+        // A member whose PeerJS socket closed while the object slept (its close event may be
+        // lost with the eviction) is unreachable: it leaves, and the room hears so with the
+        // first event after the wake-up.
+        let mut orphans: Vec<String> =
+            hub.roster.keys().filter(|p| !hub.registry.contains_key(*p)).cloned().collect();
+        orphans.sort();
+        let mut pending = Vec::new();
+        for peer_id in orphans {
+            hub.unseat(&peer_id, LeaveReason::Disconnected, &mut pending);
+        }
+        hub.pending = pending;
         hub.rescan_alarm = true;
         hub
     }
@@ -448,19 +462,8 @@ impl Hub {
                     if timed_out {
                         self.queues.take(&id);
                     }
-                    // Nobody can call this peer any more: it leaves the roster.
-                    if let Some(seat) = self.roster.remove(&id) {
-                        let reason = if timed_out { LeaveReason::Timeout } else { LeaveReason::Disconnected };
-                        if let Some(sock) = self.sockets.get_mut(&seat.sid) {
-                            sock.kind = Kind::Room { peer_id: None };
-                            send_frame(fx, seat.sid, &ServerFrame::Left { reason });
-                            fx.push(Effect::Attach {
-                                sid: seat.sid,
-                                attachment: Attachment { sid: seat.sid, since: sock.since, role: Role::Room { member: None } },
-                            });
-                        }
-                        self.broadcast(&ServerFrame::PeerLeft { peer_id: id, reason }, None, fx);
-                    }
+                    let reason = if timed_out { LeaveReason::Timeout } else { LeaveReason::Disconnected };
+                    self.unseat(&id, reason, fx);
                 }
             }
             Kind::Room { peer_id: Some(peer_id) } => {
@@ -472,6 +475,20 @@ impl Hub {
             }
             Kind::Room { peer_id: None } | Kind::Inert => {}
         }
+    }
+
+    /// A member whose PeerJS id is gone leaves the roster: nobody can call it any more.
+    fn unseat(&mut self, peer_id: &str, reason: LeaveReason, fx: &mut Effects) {
+        let Some(seat) = self.roster.remove(peer_id) else { return };
+        if let Some(sock) = self.sockets.get_mut(&seat.sid) {
+            sock.kind = Kind::Room { peer_id: None };
+            send_frame(fx, seat.sid, &ServerFrame::Left { reason });
+            fx.push(Effect::Attach {
+                sid: seat.sid,
+                attachment: Attachment { sid: seat.sid, since: sock.since, role: Role::Room { member: None } },
+            });
+        }
+        self.broadcast(&ServerFrame::PeerLeft { peer_id: peer_id.to_owned(), reason }, None, fx);
     }
 
     // ----- room protocol ---------------------------------------------------------------------
@@ -651,6 +668,11 @@ impl Hub {
     }
 
     fn finish(&mut self, mut fx: Effects) -> Effects {
+        if !self.pending.is_empty() {
+            let mut first = std::mem::take(&mut self.pending);
+            first.append(&mut fx);
+            fx = first;
+        }
         if self.rescan_alarm {
             self.rescan_alarm = false;
             if let Some(at) = self.next_deadline() {

@@ -1431,6 +1431,32 @@ fn r21_restore_then_alarm_first() {
     assert_eq!(hub.alarm(ALIVE, &[]), vec![Effect::SetAlarm { at_ms: 2 * ALIVE - 1 }]);
 }
 
+#[test]
+fn r21_member_whose_peerjs_socket_vanished_while_asleep_leaves_on_wake() {
+    // Two members; b's PeerJS socket closed while the object was evicted, so only its room
+    // socket's attachment survives. Nobody can call b: it must leave, and the room must hear it.
+    let mut hub = Hub::new(cfg());
+    let mut shell = Shell::default();
+    for (pj, room, id) in [(1, 101, "a"), (2, 102, "b")] {
+        shell.apply(&peer(&mut hub, pj, id, 0));
+        shell.apply(&hub.room_opened(room, 0));
+        shell.apply(&hub.text(room, &join_frame(id, &tok(id), id), 0));
+    }
+    shell.gone(2);
+    let restored = shell.att.values().map(|a| (a.clone(), None)).collect();
+    let mut hub = Hub::restore(cfg(), restored, vec![]);
+    assert_eq!(hub.stats().members, 1);
+    let fx = hub.text(101, r#"{"type":"HEARTBEAT","n":1}"#, 10);
+    assert_eq!(room_to(&fx, 102), vec![ServerFrame::Left { reason: LeaveReason::Disconnected }]);
+    assert_eq!(
+        room_to(&fx, 101),
+        vec![ServerFrame::PeerLeft { peer_id: "b".into(), reason: LeaveReason::Disconnected }]
+    );
+    assert!(attaches(&fx).contains(&(102, Attachment { sid: 102, since: 0, role: Role::Room { member: None } })));
+    // Said once only.
+    assert!(room_to(&hub.text(101, r#"{"type":"HEARTBEAT","n":2}"#, 11), 101).is_empty());
+}
+
 // ===== unknown sids (rule 22) =========================================================================
 // The runtime may deliver events for sockets the hub never saw or already dropped.
 
