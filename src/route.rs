@@ -28,12 +28,24 @@ pub enum Target<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route<'a> {
     Landing,
-    RoomPage { room: &'a str },
-    RoomSocket { room: &'a str },
-    PeerJsSocket { target: Target<'a> },
+    RoomPage {
+        room: &'a str,
+    },
+    RoomSocket {
+        room: &'a str,
+    },
+    PeerJsSocket {
+        target: Target<'a>,
+    },
     PeerJsId,
-    PeerJsPeers { target: Target<'a>, key: &'a str },
-    Stats { target: Target<'a>, key: &'a str },
+    PeerJsPeers {
+        target: Target<'a>,
+        key: &'a str,
+    },
+    Stats {
+        target: Target<'a>,
+        key: &'a str,
+    },
     PeerJsInfo,
     /// A `/room/...` path whose room id is not `[A-Za-z0-9_-]{1,64}`.
     BadRoom,
@@ -118,7 +130,8 @@ mod tests {
 
     #[test]
     fn bad_room_ids_are_refused_whatever_follows() {
-        for p in ["/room/a%20b", "/room/a%20b/ws", "/room/..", "/room/<script>", "/room/", "/room", "/room/a.b/peerjs"] {
+        for p in ["/room/a%20b", "/room/a%20b/ws", "/room/..", "/room/<script>", "/room/", "/room", "/room/a.b/peerjs"]
+        {
             assert_eq!(parse(p), Route::BadRoom, "{p}");
         }
         assert_eq!(parse(&format!("/room/{}", "a".repeat(64))), Route::RoomPage { room: &"a".repeat(64) });

@@ -23,16 +23,10 @@ impl Settings {
     /// the default rather than failing every request of the deployment.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Settings {
         let base = Config::default();
-        let num = |name: &str, default: u64| -> u64 {
-            get(name).and_then(|v| v.trim().parse().ok()).unwrap_or(default)
-        };
+        let num =
+            |name: &str, default: u64| -> u64 { get(name).and_then(|v| v.trim().parse().ok()).unwrap_or(default) };
         let list = |name: &str| -> Vec<String> {
-            get(name)
-                .unwrap_or_default()
-                .split(',')
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-                .collect()
+            get(name).unwrap_or_default().split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect()
         };
         let rate = |per: &str, burst: &str, d: Rate| Rate {
             per_sec: num(per, d.per_sec.into()) as u32,

@@ -15,11 +15,11 @@ use std::rc::Rc;
 use serde::{Deserialize, Serialize};
 
 use super::chat::ChatLog;
-use super::limits::{validate_name, validate_text, Config, TokenBucket, MAX_FRAME_BYTES, NAME_MAX_CHARS, CHAT_MAX_CHARS};
-use super::peerjs::{self, Incoming, Outgoing, Queues, RELAYED};
-use super::protocol::{
-    ChatRecord, ClientFrame, ErrorCode, LeaveReason, MediaState, Member, RoomLimits, ServerFrame,
+use super::limits::{
+    validate_name, validate_text, Config, TokenBucket, CHAT_MAX_CHARS, MAX_FRAME_BYTES, NAME_MAX_CHARS,
 };
+use super::peerjs::{self, Incoming, Outgoing, Queues, RELAYED};
+use super::protocol::{ChatRecord, ClientFrame, ErrorCode, LeaveReason, MediaState, Member, RoomLimits, ServerFrame};
 
 /// Identifies one socket for the lifetime of its connection (the shell keeps it in the socket's
 /// attachment, so it survives hibernation).
@@ -75,8 +75,12 @@ pub enum Role {
 
 #[derive(Debug)]
 enum Kind {
-    PeerJs { id: String },
-    Room { peer_id: Option<String> },
+    PeerJs {
+        id: String,
+    },
+    Room {
+        peer_id: Option<String>,
+    },
     /// Still connected but owns nothing (see [`Role::Retired`]); its frames are ignored.
     Inert,
 }
@@ -193,8 +197,7 @@ impl Hub {
         // A member whose PeerJS socket closed while the object slept (its close event may be
         // lost with the eviction) is unreachable: it leaves, and the room hears so with the
         // first event after the wake-up.
-        let mut orphans: Vec<String> =
-            hub.roster.keys().filter(|p| !hub.registry.contains_key(*p)).cloned().collect();
+        let mut orphans: Vec<String> = hub.roster.keys().filter(|p| !hub.registry.contains_key(*p)).cloned().collect();
         orphans.sort();
         let mut pending = Vec::new();
         for peer_id in orphans {
@@ -304,8 +307,10 @@ impl Hub {
 
     fn add_socket(&mut self, sid: Sid, kind: Kind, now: u64, fx: &mut Effects) {
         let rate = self.rate_for(&kind);
-        self.sockets
-            .insert(sid, Socket { kind, since: now, last_seen: now, bucket: TokenBucket::new(rate, now), limited: false });
+        self.sockets.insert(
+            sid,
+            Socket { kind, since: now, last_seen: now, bucket: TokenBucket::new(rate, now), limited: false },
+        );
         self.schedule(now + self.config.alive_timeout_ms, fx);
     }
 
@@ -382,7 +387,8 @@ impl Hub {
             }
         }
         let alive = self.config.alive_timeout_ms;
-        let mut dead: Vec<Sid> = self.sockets.iter().filter(|(_, s)| s.last_seen + alive <= now).map(|(k, _)| *k).collect();
+        let mut dead: Vec<Sid> =
+            self.sockets.iter().filter(|(_, s)| s.last_seen + alive <= now).map(|(k, _)| *k).collect();
         dead.sort();
         for sid in dead {
             if let Some(sock) = self.sockets.remove(&sid) {
@@ -557,7 +563,12 @@ impl Hub {
         };
         match self.registry.get(&peer_id) {
             None => {
-                return self.room_error(sid, ErrorCode::UnknownPeer, "that peer id is not connected to this room's PeerJS server", fx)
+                return self.room_error(
+                    sid,
+                    ErrorCode::UnknownPeer,
+                    "that peer id is not connected to this room's PeerJS server",
+                    fx,
+                )
             }
             Some(reg) if reg.token != token => {
                 return self.room_error(sid, ErrorCode::BadToken, "the token does not match that peer id", fx)
@@ -631,7 +642,10 @@ impl Hub {
 
     fn attach_member(&self, sid: Sid, member: Option<Member>, fx: &mut Effects) {
         if let Some(sock) = self.sockets.get(&sid) {
-            fx.push(Effect::Attach { sid, attachment: Attachment { sid, since: sock.since, role: Role::Room { member } } });
+            fx.push(Effect::Attach {
+                sid,
+                attachment: Attachment { sid, since: sock.since, role: Role::Room { member } },
+            });
         }
     }
 

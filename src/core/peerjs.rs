@@ -100,12 +100,7 @@ pub fn expire_frame(unreachable: &str, sender: &str) -> String {
 
 /// The WebSocket query checks peerjs-server makes before looking at the registry, in its
 /// order. `Err` carries the ERROR frame to send before closing. `keys` are the accepted API keys.
-pub fn check_params(
-    key: Option<&str>,
-    id: Option<&str>,
-    token: Option<&str>,
-    keys: &[String],
-) -> Result<(), String> {
+pub fn check_params(key: Option<&str>, id: Option<&str>, token: Option<&str>, keys: &[String]) -> Result<(), String> {
     let present = |v: Option<&str>| v.is_some_and(|s| !s.is_empty());
     if !(present(key) && present(id) && present(token)) {
         return Err(error_frame(MSG_NO_PARAMS));
@@ -146,10 +141,7 @@ impl Queues {
             return None;
         }
         let created = !self.by_dst.contains_key(dst);
-        let q = self
-            .by_dst
-            .entry(dst.to_owned())
-            .or_insert_with(|| Queue { created_at: now, frames: Vec::new() });
+        let q = self.by_dst.entry(dst.to_owned()).or_insert_with(|| Queue { created_at: now, frames: Vec::new() });
         if q.frames.len() >= QUEUE_MAX_PER_DST {
             return None;
         }
@@ -167,12 +159,8 @@ impl Queues {
 
     /// Removes every queue at least `expire_ms` old; returns `(dst, distinct senders in first-seen order)`.
     pub fn expire(&mut self, now: u64, expire_ms: u64) -> Vec<(String, Vec<String>)> {
-        let due: Vec<String> = self
-            .by_dst
-            .iter()
-            .filter(|(_, q)| q.created_at + expire_ms <= now)
-            .map(|(dst, _)| dst.clone())
-            .collect();
+        let due: Vec<String> =
+            self.by_dst.iter().filter(|(_, q)| q.created_at + expire_ms <= now).map(|(dst, _)| dst.clone()).collect();
         let mut out = Vec::with_capacity(due.len());
         for dst in due {
             if let Some(q) = self.take(&dst) {
@@ -218,10 +206,7 @@ mod tests {
         assert_eq!(check_params(Some("peerjs"), Some("a"), None, &keys()), Err(none.clone()));
         // Missing params win over a bad key, as in peerjs-server.
         assert_eq!(check_params(Some("bad"), Some("a"), None, &keys()), Err(none.clone()));
-        assert_eq!(
-            check_params(Some("bad"), Some("a"), Some("t"), &keys()),
-            Err(error_frame(MSG_INVALID_KEY))
-        );
+        assert_eq!(check_params(Some("bad"), Some("a"), Some("t"), &keys()), Err(error_frame(MSG_INVALID_KEY)));
         assert_eq!(check_params(Some("peerjs"), Some("a"), Some("t"), &keys()), Ok(()));
         let long = "x".repeat(PEERJS_FIELD_MAX + 1);
         assert_eq!(check_params(Some("peerjs"), Some(&long), Some("t"), &keys()), Err(none));
@@ -231,10 +216,7 @@ mod tests {
     fn frames_are_byte_exact() {
         assert_eq!(open_frame(), r#"{"type":"OPEN"}"#);
         assert_eq!(id_taken_frame(), r#"{"type":"ID-TAKEN","payload":{"msg":"ID is taken"}}"#);
-        assert_eq!(
-            error_frame(MSG_INVALID_KEY),
-            r#"{"type":"ERROR","payload":{"msg":"Invalid key provided"}}"#
-        );
+        assert_eq!(error_frame(MSG_INVALID_KEY), r#"{"type":"ERROR","payload":{"msg":"Invalid key provided"}}"#);
         assert_eq!(expire_frame("b", "a"), r#"{"type":"EXPIRE","src":"b","dst":"a"}"#);
         let payload = RawValue::from_string(r#"{"sdp":{"type":"offer"}}"#.into()).unwrap();
         let out = Outgoing { kind: "OFFER", src: "a", dst: "b", payload: Some(&payload) };
