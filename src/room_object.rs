@@ -388,8 +388,17 @@ macro_rules! delegate {
             async fn websocket_message(&self, ws: WebSocket, msg: WebSocketIncomingMessage) -> Result<()> {
                 self.0.message(ws, msg).await
             }
-            async fn websocket_close(&self, ws: WebSocket, _code: usize, _reason: String, _clean: bool) -> Result<()> {
+            async fn websocket_close(&self, ws: WebSocket, code: usize, reason: String, _clean: bool) -> Result<()> {
                 bump(&self.0.events.close);
+                // Answer the client's close frame (RFC 6455 §5.5.1); workerd does not do it for
+                // hibernatable sockets, and without it clients see 1006 after a 10 s timeout.
+                // Echo the client's code when it is one an endpoint may send; 1005/1006/1015
+                // are reserved (received, never sent).
+                let code = match code {
+                    1000..=1003 | 1007..=1014 | 3000..=4999 => code as u16,
+                    _ => 1000,
+                };
+                let _ = ws.close(Some(code), Some(reason));
                 self.0.closed(ws).await
             }
             async fn websocket_error(&self, ws: WebSocket, error: Error) -> Result<()> {

@@ -1,0 +1,85 @@
+//! Chat survives a crash: wrangler is SIGKILLed and started again on the same persistence
+//! directory; a new joiner's welcome has the old chat and new chat ids continue.
+
+mod support;
+
+use std::time::Instant;
+
+use edge_meet::core::protocol::{ChatRecord, ServerFrame};
+use serde_json::json;
+use support::*;
+
+async fn chat(c: &mut Client, text: &str) -> ChatRecord {
+    c.room.send_json(&json!({"type": "chat", "text": text})).await;
+    match c.room.recv_server().await {
+        ServerFrame::Chat { message } => message,
+        other => panic!("expected chat, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn chat_history_survives_a_killed_server() {
+    // RATE_PER_SEC=0 disables the room rate limit, so 205 chats can go out in one burst.
+    let mut server = Server::start(&[("RATE_PER_SEC", "0")]);
+    let room = "persist-room";
+    let other_room = "other-room";
+
+    let mut alice = join(server.port, room, "alice", "Alice").await;
+    let mut sent = Vec::new();
+    for text in ["first", "second <i>line</i>", "third ✓"] {
+        sent.push(chat(&mut alice, text).await);
+    }
+    let mut olga = join(server.port, other_room, "olga", "Olga").await;
+    let other = chat(&mut olga, "elsewhere").await;
+
+    // A long history: only the newest CHAT_HISTORY (200) come in a welcome.
+    let long_room = "long-room";
+    let mut lena = join(server.port, long_room, "lena", "Lena").await;
+    lena.room.send_burst((1..=205).map(|i| json!({"type": "chat", "text": format!("m{i}")}).to_string())).await;
+    let mut long = Vec::new();
+    let t_burst = Instant::now();
+    for _ in 0..205 {
+        match lena.room.recv_server().await {
+            ServerFrame::Chat { message } => long.push(message),
+            other => panic!("expected chat, got {other:?}"),
+        }
+    }
+    println!("205 chats stored and echoed in {:?}", t_burst.elapsed());
+    assert_eq!(long.iter().map(|r| r.id).collect::<Vec<_>>(), (1..=205).collect::<Vec<u64>>());
+    let late = join(server.port, long_room, "late", "Late").await;
+    assert_eq!(late.chat, long[5..].to_vec(), "welcome carries the newest 200, oldest first");
+    drop(late);
+    assert_eq!(server.stats("/room/persist-room/").await["chat"], 3);
+
+    // Crash: SIGKILL the whole wrangler/workerd group right after the broadcasts arrived
+    // (the server persists before it fans out), no graceful shutdown.
+    let t0 = Instant::now();
+    server.restart();
+    println!("restart (kill + start on the same --persist-to) took {} ms", t0.elapsed().as_millis());
+    drop(alice);
+    drop(olga);
+    drop(lena);
+
+    let mut bob = join(server.port, room, "bob", "Bob").await;
+    assert_eq!(bob.chat, sent, "welcome after restart must carry the stored chat, oldest first");
+    assert!(bob.peers.is_empty(), "sockets of the killed server are gone: {:?}", bob.peers);
+    let next = chat(&mut bob, "after restart").await;
+    assert_eq!(next.id, sent.last().unwrap().id + 1, "ids continue after a restart");
+    assert!(next.ts > sent.last().unwrap().ts);
+    assert_eq!(next.name, "Bob");
+    assert_eq!(server.stats("/room/persist-room/").await["chat"], 4);
+
+    // The old id is free again (its socket died with the old server); rooms stay separate.
+    let alice2 = join(server.port, room, "alice", "Alice").await;
+    let mut expected = sent.clone();
+    expected.push(next);
+    assert_eq!(alice2.chat, expected);
+    let olga2 = join(server.port, other_room, "olga", "Olga").await;
+    assert_eq!(olga2.chat, vec![other]);
+
+    // The long room after the restart: still the newest 200, and ids continue at 206.
+    let mut late2 = join(server.port, long_room, "late2", "Late Two").await;
+    assert_eq!(late2.chat, long[5..].to_vec());
+    let n = chat(&mut late2, "after restart").await;
+    assert_eq!(n.id, 206);
+}
