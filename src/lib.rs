@@ -22,12 +22,6 @@ use route::{Route, Target};
 use settings::Settings;
 use worker::*;
 
-/// Content-Security-Policy of every page: our own scripts and styles only, no inline code, media
-/// from the camera and WebRTC, sockets to our own origin. One definition for all pages.
-pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
-media-src 'self' blob: mediastream:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
-form-action 'self'; frame-ancestors 'none'";
-
 /// peerjs-server's `GET {path}` answer (its `app.json`), for clients that probe it.
 const PEERJS_INFO: &str = r#"{"name":"PeerJS Server","description":"A server side element to broker connections between PeerJS clients.","website":"https://peerjs.com/"}"#;
 
@@ -101,9 +95,16 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     install_panic_hook();
     let path = req.path();
     match route::parse(&path) {
-        Route::Landing => page(&env, "/").await,
-        Route::RoomPage { .. } => page(&env, "/room").await,
-        Route::BadRoom => text(400, "Invalid room id: use 1 to 64 letters, digits, '-' or '_'.\n"),
+        Route::RoomPage { .. } => page_asset(&env, "/room").await,
+        Route::BadRoom { page } => {
+            // A person who followed a mangled link gets the meeting page, which explains it in
+            // full; programs get the plain message. Both with status 400.
+            let wants_html = req.headers().get("Accept")?.is_some_and(|a| a.contains("text/html"));
+            if page && wants_html {
+                return Ok(page_asset(&env, "/room").await?.with_status(400));
+            }
+            text(400, "Invalid room id: use 1 to 64 letters, digits, '-' or '_'.\n")
+        }
         Route::NotFound => text(404, "Not found\n"),
         Route::PeerJsInfo => cors(&req, Response::ok(PEERJS_INFO)?.with_headers(json_headers())),
         Route::PeerJsId => {
@@ -175,15 +176,11 @@ fn refuse_upgrade(req: &Request, env: &Env) -> Result<Option<Response>> {
     Ok(None)
 }
 
-/// A page from the static assets, with the security headers every page carries.
-async fn page(env: &Env, asset: &str) -> Result<Response> {
-    let resp = env.assets("ASSETS")?.fetch(format!("https://assets.invalid{asset}"), None).await?;
-    let headers = resp.headers().clone();
-    headers.set("Content-Security-Policy", CSP)?;
-    headers.set("X-Content-Type-Options", "nosniff")?;
-    headers.set("Referrer-Policy", "strict-origin-when-cross-origin")?;
-    headers.set("Permissions-Policy", "camera=(self), microphone=(self), display-capture=(self)")?;
-    Ok(resp.with_headers(headers))
+/// The meeting page, one static file for every room. Its security headers (a strict CSP among
+/// them) come from `public/_headers`, which the assets binding applies here too, so the static
+/// pages and this one share a single definition.
+async fn page_asset(env: &Env, asset: &str) -> Result<Response> {
+    env.assets("ASSETS")?.fetch(format!("https://assets.invalid{asset}"), None).await
 }
 
 fn text(status: u16, body: &str) -> Result<Response> {

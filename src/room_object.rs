@@ -73,6 +73,8 @@ struct Shell {
     /// Open sockets by sid, so effects can reach them without asking the runtime.
     sockets: RefCell<HashMap<Sid, WebSocket>>,
     events: Events,
+    /// JS socket object → sid (see [`Shell::sid_of`]).
+    sid_cache: js_sys::WeakMap,
     /// When minted TURN credentials should be renewed (ms); 0 = never minted.
     turn_renew_at: Cell<u64>,
 }
@@ -128,6 +130,7 @@ impl Shell {
             hub: RefCell::new(hub),
             sockets: RefCell::new(sockets),
             events: Events::default(),
+            sid_cache: js_sys::WeakMap::new(),
             turn_renew_at: Cell::new(0),
         }
     }
@@ -173,12 +176,14 @@ impl Shell {
         let pair = WebSocketPair::new()?;
         self.state.accept_web_socket(&pair.server);
         self.sockets.borrow_mut().insert(sid, pair.server.clone());
+        let key: &js_sys::Object = pair.server.as_ref().as_ref();
+        self.sid_cache.set(key, &JsValue::from_f64(sid as f64));
         Ok(pair)
     }
 
     async fn message(&self, ws: WebSocket, msg: WebSocketIncomingMessage) -> Result<()> {
         bump(&self.events.message);
-        let Some(sid) = sid_of(&ws) else { return Ok(()) };
+        let Some(sid) = self.sid_of(&ws) else { return Ok(()) };
         let now = now_ms();
         let fx = match msg {
             WebSocketIncomingMessage::String(text) => self.hub.borrow_mut().text(sid, &text, now),
@@ -189,7 +194,7 @@ impl Shell {
     }
 
     async fn closed(&self, ws: WebSocket) -> Result<()> {
-        let Some(sid) = sid_of(&ws) else { return Ok(()) };
+        let Some(sid) = self.sid_of(&ws) else { return Ok(()) };
         self.sockets.borrow_mut().remove(&sid);
         let fx = self.hub.borrow_mut().closed(sid, now_ms());
         self.execute(fx).await;
@@ -253,6 +258,19 @@ impl Shell {
         }
     }
 
+    /// The sid of a socket an event came from. Every frame needs it, so it is cached per JS
+    /// socket object (a `WeakMap`, one call into JS) instead of deserialising the attachment
+    /// each time; the attachment is the fallback and the truth after a wake-up.
+    fn sid_of(&self, ws: &WebSocket) -> Option<Sid> {
+        let key: &js_sys::Object = ws.as_ref().as_ref();
+        if let Some(sid) = self.sid_cache.get(key).as_f64() {
+            return Some(sid as Sid);
+        }
+        let sid = ws.deserialize_attachment::<Attachment>().ok().flatten()?.sid;
+        self.sid_cache.set(key, &JsValue::from_f64(sid as f64));
+        Some(sid)
+    }
+
     /// Re-mints TURN credentials when configured and due; failures keep the previous list.
     async fn refresh_ice(&self) {
         let Some((key_id, token)) = self.settings.turn.clone() else { return };
@@ -299,12 +317,6 @@ fn refusal(fx: &[Effect], sid: Sid) -> Option<String> {
     })
 }
 
-fn sid_of(ws: &WebSocket) -> Option<Sid> {
-    match ws.deserialize_attachment::<Attachment>() {
-        Ok(Some(att)) => Some(att.sid),
-        _ => None,
-    }
-}
 
 fn auto_response_time(state: &State, ws: &WebSocket) -> Option<u64> {
     let api: &HibernationState = state.as_raw().unchecked_ref();

@@ -3,7 +3,6 @@
 //! the two can never disagree about what a path means.
 //!
 //! ```text
-//! /                                landing page
 //! /room/{room}                     meeting page
 //! /room/{room}/ws                  room-protocol WebSocket
 //! /room/{room}/peerjs?key&id&token PeerJS WebSocket (client option path: "/room/{room}/")
@@ -27,7 +26,6 @@ pub enum Target<'a> {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route<'a> {
-    Landing,
     RoomPage {
         room: &'a str,
     },
@@ -47,8 +45,9 @@ pub enum Route<'a> {
         key: &'a str,
     },
     PeerJsInfo,
-    /// A `/room/...` path whose room id is not `[A-Za-z0-9_-]{1,64}`.
-    BadRoom,
+    /// A `/room/...` path whose room id is not `[A-Za-z0-9_-]{1,64}`; `page` when it was the
+    /// meeting page that was asked for (a mistyped link), not an API or socket path.
+    BadRoom { page: bool },
     NotFound,
 }
 
@@ -62,14 +61,11 @@ pub fn valid_room_id(id: &str) -> bool {
 
 pub fn parse(path: &str) -> Route<'_> {
     let Some(rest) = path.strip_prefix('/') else { return Route::NotFound };
-    if rest.is_empty() {
-        return Route::Landing;
-    }
     let segs: Vec<&str> = rest.split('/').collect();
     match segs.as_slice() {
         ["room", room, tail @ ..] => {
             if !valid_room_id(room) {
-                return Route::BadRoom;
+                return Route::BadRoom { page: matches!(tail, [] | [""]) };
             }
             let target = Target::Room(room);
             match tail {
@@ -82,7 +78,7 @@ pub fn parse(path: &str) -> Route<'_> {
                 _ => Route::NotFound,
             }
         }
-        ["room"] => Route::BadRoom,
+        ["room"] => Route::BadRoom { page: true },
         ["peerjs"] | ["peerjs", ""] => Route::PeerJsInfo,
         ["peerjs", "peerjs"] => Route::PeerJsSocket { target: Target::Global },
         ["peerjs", _key, "id"] => Route::PeerJsId,
@@ -130,12 +126,14 @@ mod tests {
 
     #[test]
     fn bad_room_ids_are_refused_whatever_follows() {
-        for p in ["/room/a%20b", "/room/a%20b/ws", "/room/..", "/room/<script>", "/room/", "/room", "/room/a.b/peerjs"]
-        {
-            assert_eq!(parse(p), Route::BadRoom, "{p}");
+        for p in ["/room/a%20b", "/room/..", "/room/<script>", "/room/", "/room"] {
+            assert_eq!(parse(p), Route::BadRoom { page: true }, "{p}");
+        }
+        for p in ["/room/a%20b/ws", "/room/a.b/peerjs", "/room/%2F/x/id"] {
+            assert_eq!(parse(p), Route::BadRoom { page: false }, "{p}");
         }
         assert_eq!(parse(&format!("/room/{}", "a".repeat(64))), Route::RoomPage { room: &"a".repeat(64) });
-        assert_eq!(parse(&format!("/room/{}/ws", "a".repeat(65))), Route::BadRoom);
+        assert_eq!(parse(&format!("/room/{}/ws", "a".repeat(65))), Route::BadRoom { page: false });
         assert!(!valid_room_id("é"));
     }
 
@@ -149,7 +147,7 @@ mod tests {
         assert_eq!(parse("/peerjs/k/stats"), Route::Stats { target: Target::Global, key: "k" });
         assert_eq!(parse("/peerjs/k/other"), Route::NotFound);
         assert_eq!(parse("/elsewhere"), Route::NotFound);
-        assert_eq!(parse("/"), Route::Landing);
+        assert_eq!(parse("/"), Route::NotFound, "the landing page is a static asset");
     }
 
     #[test]

@@ -384,6 +384,12 @@ async fn hostile_input_never_disturbs_a_well_behaved_room() {
     let r = b.http_case("room page with <script> in the id", "GET", "/room/<script>alert(1)</script>", 400).await;
     assert!(r.header("content-type").unwrap_or_default().starts_with("text/plain"), "{r:?}");
     assert!(!r.text().contains("<script>"), "a 400 must not echo markup: {:?}", r.text());
+    // A browser following a mangled link gets the meeting page (which explains it), still a 400.
+    let r = http(port, "GET", "/room/a%20b", &[("Accept", "text/html,application/xhtml+xml")]).await;
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(r.header("content-type").unwrap_or_default().starts_with("text/html"), "{r:?}");
+    let r = http(port, "GET", "/room/a%20b/ws", &[("Accept", "text/html")]).await;
+    assert!(r.header("content-type").unwrap_or_default().starts_with("text/plain"), "only pages: {r:?}");
     b.http_case("room page with a 65-character id", "GET", &format!("/room/{long}"), 400).await;
     b.http_case("room page with a 64-character id (valid)", "GET", &format!("/room/{}", "a".repeat(64)), 200).await;
     b.http_case("PeerJS id endpoint with a bad room id", "GET", "/room/a.b/peerjs/id", 400).await;

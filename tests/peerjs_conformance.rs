@@ -354,6 +354,13 @@ async fn http_endpoints_id_peers_options_description() {
     let r = http(port(), "GET", "/", &[]).await;
     assert_eq!(r.status, 200, "landing page");
     assert!(r.header("content-type").unwrap_or_default().starts_with("text/html"), "{r:?}");
+    // Both pages carry the one CSP of public/_headers (the room page is served by the Worker).
+    for path in ["/", "/room/csp-check"] {
+        let r = http(port(), "GET", path, &[]).await;
+        assert_eq!(r.status, 200, "{path}");
+        let csp = r.header("content-security-policy").unwrap_or_default();
+        assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{path}: {csp}");
+    }
 }
 
 #[tokio::test]

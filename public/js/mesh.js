@@ -1,0 +1,199 @@
+// The call mesh: one PeerJS MediaConnection per remote peer, deduplicated by peer id.
+//
+// Rules (they make the mesh race-free without timers):
+// - The joiner calls every peer in its `welcome.peers`; members only answer. So for each pair
+//   exactly one side calls, and it calls only after the other side is provably registered.
+// - Incoming calls wait until our own `welcome` has arrived (which also sets the ICE servers:
+//   PeerJS reads `peer.options.config` whenever it creates an RTCPeerConnection).
+// - A new call with a peer replaces the old one (a reconnecting peer calls again). If two calls
+//   cross in flight (both sides re-joined at once), the one placed by the larger peer id wins on
+//   both sides, so they never close each other's.
+// - A call is over when PeerJS closes it, when its RTCPeerConnection becomes "failed", or when
+//   the room says the peer left; the owner of the tile hears "ended".
+import { Emitter, log } from "./util.js";
+
+const pcs = (globalThis.__pcs ??= new Map()); // peerId → RTCPeerConnection, for tests and debugging
+/** A call that has not connected by then is given up (and placed again by its caller). */
+const CONNECT_TIMEOUT_MS = 20_000;
+
+/**
+ * Events: "call" (peerId, outgoing) when a call is placed or answered, "stream" (peerId, MediaStream),
+ * "state" (peerId, connectionState), "ended" (peerId, why).
+ */
+export class Mesh extends Emitter {
+  constructor(media) {
+    super();
+    this.media = media;
+    this.peer = null;
+    this.entries = new Map(); // peerId → entry
+    this.ready = false;
+    this.pending = []; // incoming calls received before our welcome
+    this._onCall = (call) => this._incoming(call);
+  }
+
+  /** Uses this Peer for new calls and listens for its incoming calls. */
+  attach(peer) {
+    if (this.peer === peer) return;
+    this.peer?.off?.("call", this._onCall);
+    this.peer = peer;
+    peer.on("call", this._onCall);
+  }
+
+  /** Our welcome arrived: set the ICE servers, then answer what was waiting. */
+  setReady(iceServers) {
+    if (this.peer) {
+      this.peer.options.config = {
+        ...this.peer.options.config,
+        iceServers: Array.isArray(iceServers) ? iceServers : [],
+      };
+    }
+    this.ready = true;
+    const waiting = this.pending.splice(0);
+    for (const call of waiting) this._incoming(call);
+  }
+
+  /** Not in the room any more (left, reconnecting): incoming calls wait again. */
+  setNotReady() {
+    this.ready = false;
+  }
+
+  has(peerId) {
+    return this.entries.has(peerId);
+  }
+
+  /** Calls `peerId`, replacing any call we have with it. */
+  call(peerId) {
+    if (!this.peer || this.peer.disconnected || this.peer.destroyed) return false;
+    let call;
+    try {
+      call = this.peer.call(peerId, this.media.outgoingStream(), {
+        constraints: { offerToReceiveAudio: true, offerToReceiveVideo: true },
+      });
+    } catch (e) {
+      log("call failed", e);
+      return false;
+    }
+    if (!call) return false;
+    this._install(peerId, call, true);
+    return true;
+  }
+
+  /** Ends the call with `peerId` (the room said it left). Emits "ended". */
+  hangup(peerId, why = "left") {
+    const entry = this.entries.get(peerId);
+    if (entry) this._end(entry, why);
+  }
+
+  hangupAll(why = "left") {
+    for (const entry of [...this.entries.values()]) this._end(entry, why);
+    for (const call of this.pending.splice(0)) call.close();
+  }
+
+  /** Re-points every call's senders at the current local tracks (mute, camera, screen…). */
+  syncAll() {
+    for (const entry of this.entries.values()) this.media.syncSenders(entry.pc);
+  }
+
+  /**
+   * PeerJS could not deliver our offer to `peerId` (EXPIRE). It reports that only on the Peer,
+   * never on the call, which would otherwise wait forever.
+   */
+  unavailable(peerId) {
+    const entry = this.entries.get(peerId);
+    if (entry && entry.outgoing && !entry.answered) this._end(entry, "unavailable");
+  }
+
+  connectionState(peerId) {
+    return this.entries.get(peerId)?.pc?.connectionState ?? null;
+  }
+
+  remoteStream(peerId) {
+    return this.entries.get(peerId)?.stream ?? null;
+  }
+
+  // ----- internals -------------------------------------------------------------------------
+
+  _incoming(call) {
+    const peerId = call.peer;
+    if (!this.ready) {
+      // Keep only the newest waiting call per peer.
+      this.pending = this.pending.filter((c) => {
+        if (c.peer !== peerId) return true;
+        c.close();
+        return false;
+      });
+      this.pending.push(call);
+      return;
+    }
+    const old = this.entries.get(peerId);
+    if (old && old.outgoing && !old.answered && this.peer?.id && this.peer.id > peerId) {
+      // Crossed calls: ours (placed by the larger id) wins; the other side drops its own.
+      log("glare: keeping our call to", peerId);
+      call.close();
+      return;
+    }
+    try {
+      call.answer(this.media.outgoingStream());
+    } catch (e) {
+      log("answer failed", e);
+      call.close();
+      return;
+    }
+    this._install(peerId, call, false);
+  }
+
+  _install(peerId, call, outgoing) {
+    const old = this.entries.get(peerId);
+    const entry = { peerId, call, outgoing, pc: call.peerConnection ?? null, stream: null, answered: !outgoing };
+    this.entries.set(peerId, entry);
+    if (old) this._dispose(old);
+
+    call.on("stream", (stream) => {
+      if (this.entries.get(peerId) !== entry) return;
+      entry.answered = true;
+      if (entry.stream === stream) return;
+      entry.stream = stream;
+      this.emit("stream", peerId, stream);
+    });
+    call.on("close", () => this._end(entry, "closed"));
+    call.on("error", (e) => log("call error", peerId, e?.type, e?.message));
+
+    const pc = entry.pc;
+    if (!pc) {
+      this._end(entry, "failed");
+      return;
+    }
+    pcs.set(peerId, pc);
+    this.media.syncSenders(pc);
+    const onState = () => {
+      if (this.entries.get(peerId) !== entry) return;
+      const s = pc.connectionState;
+      if (s === "connected") entry.answered = true;
+      this.emit("state", peerId, s);
+      if (s === "failed" || s === "closed") this._end(entry, "failed");
+    };
+    pc.addEventListener("connectionstatechange", onState);
+    const timer = setTimeout(() => {
+      if (this.entries.get(peerId) === entry && pc.connectionState !== "connected") this._end(entry, "timeout");
+    }, CONNECT_TIMEOUT_MS);
+    entry.offState = () => {
+      clearTimeout(timer);
+      pc.removeEventListener("connectionstatechange", onState);
+    };
+    this.emit("call", peerId, outgoing);
+  }
+
+  /** Drops a replaced entry quietly (no "ended": the tile stays for the new call). */
+  _dispose(entry) {
+    entry.offState?.();
+    if (pcs.get(entry.peerId) === entry.pc) pcs.delete(entry.peerId);
+    try { entry.call.close(); } catch {}
+  }
+
+  _end(entry, why) {
+    if (this.entries.get(entry.peerId) !== entry) return;
+    this.entries.delete(entry.peerId);
+    this._dispose(entry);
+    this.emit("ended", entry.peerId, why);
+  }
+}
