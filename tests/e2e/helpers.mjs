@@ -114,7 +114,7 @@ export function framesDecoded(page) {
  * remote videos. Retries a few times so one slow sample on a busy machine is not a failure;
  * the caller asserts every delta is > 0.
  */
-export async function frameDeltas(page, { ms = 500, tries = 4 } = {}) {
+export async function frameDeltas(page, { ms = 500, tries = 6 } = {}) {
   let deltas = {};
   for (let i = 0; i < tries; i++) {
     const ids = await remotePeerIds(page);

@@ -177,9 +177,9 @@ describe("lobby, limits and recovery (ROOM_CAP=2)", { timeout: 150_000 }, () => 
       await a.page.getByTestId("chat-message").first().waitFor();
 
       proxy.cut();
-      await b.page.getByTestId("reconnecting").waitFor({ timeout: 5000 });
+      await b.page.getByTestId("reconnecting").waitFor({ timeout: 10_000 });
       // The server saw Ben's sockets die: Ann's tile for him goes.
-      await a.page.locator(`[data-testid="tile"][data-peer-id="${bid}"]`).waitFor({ state: "detached", timeout: 5000 });
+      await a.page.locator(`[data-testid="tile"][data-peer-id="${bid}"]`).waitFor({ state: "detached", timeout: 10_000 });
       await b.page.waitForTimeout(2500); // a few failed attempts while the network is down
       assert.ok(await b.page.getByTestId("reconnecting").isVisible(), "still reconnecting while cut");
       await b.page.screenshot({ path: artifactPath("reconnecting.png") });

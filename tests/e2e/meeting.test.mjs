@@ -61,7 +61,7 @@ describe("a meeting", { timeout: 180_000 }, () => {
       await assertVideoFlowing(p, others);
       // Exactly one tile per peer, each with the right name.
       for (const o of others) {
-        await assert.doesNotReject(tile(p, o).getByTestId("tile-name").filter({ hasText: o }).waitFor({ timeout: 5000 }));
+        await assert.doesNotReject(tile(p, o).getByTestId("tile-name").filter({ hasText: o }).waitFor({ timeout: 10_000 }));
         assert.equal(await tile(p, o).count(), 1, `${me} has exactly one tile for ${o}`);
       }
       // The local preview is muted, mirrored, and playing.
@@ -83,13 +83,19 @@ describe("a meeting", { timeout: 180_000 }, () => {
     const { Ada } = people;
     // Ada mutes herself, so only the others' (fake, beeping) microphones count.
     await Ada.page.getByTestId("mic-toggle").click();
-    const speaker = await Ada.page.waitForFunction(
-      () => document.querySelector('[data-testid="tile"].speaking')?.dataset.peerId,
-      null,
-      { timeout: 10_000 },
-    );
-    assert.ok([ids.Grace, ids.Linus].includes(await speaker.jsonValue()), "a remote speaker is highlighted");
-    await Ada.page.getByTestId("mic-toggle").click();
+    try {
+      // Generous: the fake microphone beeps about once a second, and a loaded CI machine may
+      // delay the audio pipeline; what matters is that a remote speaker gets highlighted at all.
+      const speaker = await Ada.page.waitForFunction(
+        () => document.querySelector('[data-testid="tile"].speaking')?.dataset.peerId,
+        null,
+        { timeout: 25_000 },
+      );
+      assert.ok([ids.Grace, ids.Linus].includes(await speaker.jsonValue()), "a remote speaker is highlighted");
+    } finally {
+      // Unmute even when the assertion failed, so later tests start from the state they expect.
+      await Ada.page.getByTestId("mic-toggle").click();
+    }
 
     await Ada.page.getByTestId("settings-toggle").click();
     const dialog = Ada.page.locator("#settings-dialog");
@@ -117,7 +123,7 @@ describe("a meeting", { timeout: 180_000 }, () => {
     await Grace.page.getByTestId("chat-send").click();
 
     for (const p of [Ada, Grace, Linus]) {
-      await p.page.getByTestId("chat-message").nth(1).waitFor({ state: "attached", timeout: 5000 });
+      await p.page.getByTestId("chat-message").nth(1).waitFor({ state: "attached", timeout: 10_000 });
       const msgs = await p.page.getByTestId("chat-message").evaluateAll((els) =>
         els.map((e) => ({
           name: e.querySelector('[data-testid="chat-name"]')?.textContent,
@@ -178,9 +184,9 @@ describe("a meeting", { timeout: 180_000 }, () => {
     await Linus.page.getByTestId("camera-toggle").click();
     await Margaret.page.getByTestId("hand-toggle").click();
     for (const p of [Ada, Margaret]) {
-      if (p !== Margaret) await tile(p, "Margaret").getByTestId("tile-hand").waitFor({ timeout: 5000 });
-      await tile(p, "Grace").getByTestId("tile-mic-off").waitFor({ timeout: 5000 });
-      await tile(p, "Linus").getByTestId("tile-avatar").waitFor({ timeout: 5000 });
+      if (p !== Margaret) await tile(p, "Margaret").getByTestId("tile-hand").waitFor({ timeout: 10_000 });
+      await tile(p, "Grace").getByTestId("tile-mic-off").waitFor({ timeout: 10_000 });
+      await tile(p, "Linus").getByTestId("tile-avatar").waitFor({ timeout: 10_000 });
       assert.equal(await tile(p, "Linus").getByTestId("tile-avatar").textContent(), "L");
       assert.equal(await tile(p, "Ada").getByTestId("tile-mic-off").isVisible(), false, "Ada is not shown muted");
       assert.equal(await tile(p, "Ada").getByTestId("tile-avatar").isVisible(), false, "Ada's camera is shown");
@@ -195,9 +201,9 @@ describe("a meeting", { timeout: 180_000 }, () => {
     await Linus.page.getByTestId("camera-toggle").click();
     await Margaret.page.getByTestId("hand-toggle").click();
     for (const p of [Ada, Grace, Margaret]) {
-      if (p !== Grace) await tile(p, "Grace").getByTestId("tile-mic-off").waitFor({ state: "hidden", timeout: 5000 });
-      await tile(p, "Linus").getByTestId("tile-avatar").waitFor({ state: "hidden", timeout: 5000 });
-      if (p !== Margaret) await tile(p, "Margaret").getByTestId("tile-hand").waitFor({ state: "hidden", timeout: 5000 });
+      if (p !== Grace) await tile(p, "Grace").getByTestId("tile-mic-off").waitFor({ state: "hidden", timeout: 10_000 });
+      await tile(p, "Linus").getByTestId("tile-avatar").waitFor({ state: "hidden", timeout: 10_000 });
+      if (p !== Margaret) await tile(p, "Margaret").getByTestId("tile-hand").waitFor({ state: "hidden", timeout: 10_000 });
       const deltas = await frameDeltas(p.page);
       assert.ok(deltas[ids.Linus] > 0, `${p.name} receives Linus's camera again`);
     }
@@ -214,7 +220,7 @@ describe("a meeting", { timeout: 180_000 }, () => {
     assert.equal(senders.length, 3);
     assert.ok(senders.every(Boolean), "the screen track is sent on every call");
     for (const p of [Grace, Linus, Margaret]) {
-      await tile(p, "Ada").and(p.page.locator('[data-screen="on"]')).waitFor({ timeout: 5000 });
+      await tile(p, "Ada").and(p.page.locator('[data-screen="on"]')).waitFor({ timeout: 10_000 });
       const deltas = await frameDeltas(p.page);
       assert.ok(deltas[ids.Ada] > 0, `${p.name} keeps receiving frames from Ada while she shares`);
     }
@@ -229,7 +235,7 @@ describe("a meeting", { timeout: 180_000 }, () => {
     });
     assert.ok(restored.length === 3 && restored.every(Boolean), "the camera is sent again on every call");
     for (const p of [Grace, Linus, Margaret]) {
-      await tile(p, "Ada").and(p.page.locator('[data-screen="off"]')).waitFor({ timeout: 5000 });
+      await tile(p, "Ada").and(p.page.locator('[data-screen="off"]')).waitFor({ timeout: 10_000 });
       const deltas = await frameDeltas(p.page);
       assert.ok(deltas[ids.Ada] > 0, `${p.name} receives Ada's camera after the share`);
     }
