@@ -28,3 +28,6 @@ if ls tests/e2e/*.test.mjs >/dev/null 2>&1; then
   echo "== node --test tests/e2e (browser suite, Chromium, real WebRTC)"
   node --test --test-concurrency=1 tests/e2e/
 fi
+
+echo "== bench quick mode (the harness works end to end; asserts nothing about speed)"
+bash bench/run.sh --quick
