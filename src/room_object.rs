@@ -33,6 +33,13 @@ pub const HEARTBEAT: &str = r#"{"type":"HEARTBEAT"}"#;
 
 #[wasm_bindgen]
 extern "C" {
+    /// A WebSocket seen through `send(data)` with an already-made JS string: a broadcast converts
+    /// its frame from UTF-8 once, not once per recipient as `send_with_str` would.
+    type RawSocket;
+
+    #[wasm_bindgen(method, catch, js_name = send)]
+    fn send_value(this: &RawSocket, data: &JsValue) -> std::result::Result<(), JsValue>;
+
     /// `DurableObjectState`, for the one hibernation method `worker` 0.8 does not wrap.
     type HibernationState;
 
@@ -75,6 +82,8 @@ struct Shell {
     events: Events,
     /// JS socket object → sid (see [`Shell::sid_of`]).
     sid_cache: js_sys::WeakMap,
+    /// Whether the hub has the stored chat history yet.
+    chat_loaded: Cell<bool>,
     /// When minted TURN credentials should be renewed (ms); 0 = never minted.
     turn_renew_at: Cell<u64>,
 }
@@ -106,7 +115,6 @@ impl Shell {
             Ok(pair) => state.set_websocket_auto_response(&pair),
             Err(e) => console_error!("auto-response not set: {e:?}"),
         }
-        let chat = if kind == Kind::Room { load_chat(&state) } else { Vec::new() };
         let mut sockets = HashMap::new();
         let mut restored = Vec::new();
         for ws in state.get_websockets() {
@@ -122,7 +130,8 @@ impl Shell {
                 }
             }
         }
-        let hub = Hub::restore(config, restored, chat);
+        // Chat history is read lazily (see `ensure_chat`): most wake-ups are alarms and relays.
+        let hub = Hub::restore(config, restored, Vec::new());
         Shell {
             state,
             kind,
@@ -131,6 +140,7 @@ impl Shell {
             sockets: RefCell::new(sockets),
             events: Events::default(),
             sid_cache: js_sys::WeakMap::new(),
+            chat_loaded: Cell::new(false),
             turn_renew_at: Cell::new(0),
         }
     }
@@ -184,6 +194,7 @@ impl Shell {
     async fn message(&self, ws: WebSocket, msg: WebSocketIncomingMessage) -> Result<()> {
         bump(&self.events.message);
         let Some(sid) = self.sid_of(&ws) else { return Ok(()) };
+        self.ensure_chat(sid);
         let now = now_ms();
         let fx = match msg {
             WebSocketIncomingMessage::String(text) => self.hub.borrow_mut().text(sid, &text, now),
@@ -216,12 +227,23 @@ impl Shell {
     /// socket must never stop a broadcast (its close event will clean it up).
     async fn execute(&self, effects: Vec<Effect>) {
         let mut queue = effects.into_iter();
+        // The JS string of the last frame sent: a broadcast's sends share one `Rc` frame.
+        let mut last: Option<(std::rc::Rc<str>, JsValue)> = None;
         while let Some(effect) = queue.next() {
             match effect {
                 Effect::Send { to, frame } => {
+                    let js = match &last {
+                        Some((f, js)) if std::rc::Rc::ptr_eq(f, &frame) => js.clone(),
+                        _ => {
+                            let js = JsValue::from_str(&frame);
+                            last = Some((frame, js.clone()));
+                            js
+                        }
+                    };
                     if let Some(ws) = self.sockets.borrow().get(&to) {
-                        if let Err(e) = ws.send_with_str(&*frame) {
-                            console_warn!("send to {to} failed: {e}");
+                        let raw: &RawSocket = ws.as_ref().unchecked_ref();
+                        if let Err(e) = raw.send_value(&js) {
+                            console_warn!("send to {to} failed: {e:?}");
                         }
                     }
                 }
@@ -255,6 +277,15 @@ impl Shell {
                     }
                 }
             }
+        }
+    }
+
+    /// Loads the room's stored chat into the hub before the first frame of a room socket.
+    fn ensure_chat(&self, sid: Sid) {
+        if self.kind == Kind::Room && !self.chat_loaded.get() && self.hub.borrow().is_room_socket(sid) {
+            let chat = load_chat(&self.state);
+            self.hub.borrow_mut().load_chat(chat);
+            self.chat_loaded.set(true);
         }
     }
 
@@ -359,6 +390,9 @@ fn load_chat(state: &State) -> Vec<ChatRecord> {
     }
 }
 
+/// Chat rows deleted in one batch (see [`store_chat`]).
+const CHAT_TRIM_EVERY: u64 = 50;
+
 /// Stores one record and trims the table to the history window. SQLite writes are synchronous
 /// and the output gate holds every outgoing frame until they are durable.
 fn store_chat(state: &State, r: &ChatRecord) -> Result<()> {
@@ -373,8 +407,12 @@ fn store_chat(state: &State, r: &ChatRecord) -> Result<()> {
             SqlStorageValue::try_from_i64(r.ts as i64)?,
         ],
     )?;
-    let keep_after = r.id.saturating_sub(CHAT_HISTORY as u64) as i64;
-    sql.exec("DELETE FROM chat WHERE id <= ?", vec![SqlStorageValue::from(keep_after)])?;
+    // Trimming is batched: the table holds at most CHAT_HISTORY + CHAT_TRIM_EVERY rows, and
+    // reads take the newest CHAT_HISTORY. One statement per message instead of two.
+    if r.id % CHAT_TRIM_EVERY == 0 {
+        let keep_after = r.id.saturating_sub(CHAT_HISTORY as u64) as i64;
+        sql.exec("DELETE FROM chat WHERE id <= ?", vec![SqlStorageValue::from(keep_after)])?;
+    }
     Ok(())
 }
 

@@ -240,6 +240,18 @@ impl Hub {
         }
     }
 
+    /// Whether `sid` is a room-protocol socket: the shell reads stored chat only when one of
+    /// those first speaks, so wake-ups for heartbeats sweeps and PeerJS relays never touch it.
+    pub fn is_room_socket(&self, sid: Sid) -> bool {
+        matches!(self.sockets.get(&sid).map(|s| &s.kind), Some(Kind::Room { .. }))
+    }
+
+    /// Installs the stored chat history. The shell calls it once, before the first room frame
+    /// (the only events that read or append chat).
+    pub fn load_chat(&mut self, records: Vec<ChatRecord>) {
+        self.chat = ChatLog::restore(records);
+    }
+
     /// Registered PeerJS ids, for the discovery endpoint.
     pub fn peer_ids(&self) -> Vec<String> {
         let mut ids: Vec<String> = self.registry.keys().cloned().collect();
@@ -500,18 +512,13 @@ impl Hub {
     // ----- room protocol ---------------------------------------------------------------------
 
     fn room_frame(&mut self, sid: Sid, text: &str, now: u64, fx: &mut Effects) {
-        let head = match serde_json::from_str::<serde_json::Value>(text) {
-            Ok(v @ serde_json::Value::Object(_)) => v,
-            Ok(_) => return self.room_error(sid, ErrorCode::BadJson, "frames must be JSON objects", fx),
-            Err(_) => return self.room_error(sid, ErrorCode::BadJson, "frame is not valid JSON", fx),
-        };
-        let kind = head.get("type").and_then(serde_json::Value::as_str).map(str::to_owned);
-        let Some(kind) = kind.filter(|k| ClientFrame::TYPES.contains(&k.as_str())) else {
-            return self.room_error(sid, ErrorCode::UnknownType, "unknown or missing \"type\"", fx);
-        };
-        let frame = match serde_json::from_value::<ClientFrame>(head) {
+        // One parse for a good frame; only a bad one is looked at again, to name what is wrong.
+        let frame = match serde_json::from_str::<ClientFrame>(text) {
             Ok(f) => f,
-            Err(e) => return self.room_error(sid, ErrorCode::BadRequest, format!("{kind}: {e}"), fx),
+            Err(e) => {
+                let (code, message) = classify_bad_frame(text, &e);
+                return self.room_error(sid, code, message, fx);
+            }
         };
         let joined = match self.sockets.get(&sid).map(|s| &s.kind) {
             Some(Kind::Room { peer_id }) => peer_id.clone(),
@@ -695,6 +702,20 @@ impl Hub {
             }
         }
         fx
+    }
+}
+
+/// Why a room frame did not parse: not JSON or not an object (`bad-json`), no known `type`
+/// (`unknown-type`), or a known type with missing or mistyped fields (`bad-request`).
+fn classify_bad_frame(text: &str, err: &serde_json::Error) -> (ErrorCode, String) {
+    let value = match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(v @ serde_json::Value::Object(_)) => v,
+        Ok(_) => return (ErrorCode::BadJson, "frames must be JSON objects".into()),
+        Err(_) => return (ErrorCode::BadJson, "frame is not valid JSON".into()),
+    };
+    match value.get("type").and_then(serde_json::Value::as_str) {
+        Some(kind) if ClientFrame::TYPES.contains(&kind) => (ErrorCode::BadRequest, format!("{kind}: {err}")),
+        _ => (ErrorCode::UnknownType, "unknown or missing \"type\"".into()),
     }
 }
 
