@@ -348,7 +348,6 @@ fn refusal(fx: &[Effect], sid: Sid) -> Option<String> {
     })
 }
 
-
 fn auto_response_time(state: &State, ws: &WebSocket) -> Option<u64> {
     let api: &HibernationState = state.as_raw().unchecked_ref();
     let t = api.get_web_socket_auto_response_timestamp(ws.as_ref()).ok()?;

@@ -47,7 +47,9 @@ pub enum Route<'a> {
     PeerJsInfo,
     /// A `/room/...` path whose room id is not `[A-Za-z0-9_-]{1,64}`; `page` when it was the
     /// meeting page that was asked for (a mistyped link), not an API or socket path.
-    BadRoom { page: bool },
+    BadRoom {
+        page: bool,
+    },
     NotFound,
 }
 
