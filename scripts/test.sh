@@ -16,18 +16,14 @@ wasm=$(ls "$out"/*.wasm)
 echo "   bundle: $(gzip -9 -c "$wasm" | wc -c) bytes of wasm gzipped, $(gzip -9 -c "$out/index.js" | wc -c) bytes of JS gzipped"
 rm -rf "$out"
 
-echo "== cargo test (core unit tests + black-box suites against wrangler dev)"
-cargo test --locked
-
-if ls tests/node/*.test.mjs >/dev/null 2>&1; then
-  echo "== node --test tests/node (the unmodified peerjs client)"
-  node --test tests/node/
-fi
-
-if ls tests/e2e/*.test.mjs >/dev/null 2>&1; then
-  echo "== node --test tests/e2e (browser suite, Chromium, real WebRTC)"
-  node --test --test-concurrency=1 tests/e2e/
-fi
-
 echo "== bench quick mode (the harness works end to end; asserts nothing about speed)"
 bash bench/run.sh --quick
+
+echo "== cargo test (core unit tests + black-box suites against wrangler dev)"
+cargo test --locked --tests
+
+echo "== node --test tests/node (the unmodified peerjs client)"
+node --test tests/node/
+
+echo "== node --test tests/e2e (browser suite, Chromium, real WebRTC)"
+node --test --test-concurrency=1 tests/e2e/
