@@ -11,7 +11,7 @@
 use std::io::{Read, Write};
 use std::net::TcpStream as StdTcpStream;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -97,30 +97,6 @@ fn temp_dir(tag: &str) -> PathBuf {
     dir
 }
 
-/// The group leader. `$1` log file, `$2` its directory (deleted afterwards), `$3` a persistence
-/// directory to delete afterwards unless `$2/keep-state` exists (empty: none), then the command. It runs the command in the background and blocks on stdin; EOF
-/// (or any line) means "stop": SIGKILL the rest of the group, reap, clean up, exit.
-const LEADER: &str = r#"
-log=$1; work=$2; persist=$3; shift 3
-"$@" >"$log" 2>&1 </dev/null &
-child=$!
-read -r _ || true
-pids=$(pgrep -g $$)
-for p in $pids; do [ "$p" = "$$" ] || kill -9 "$p" 2>/dev/null; done
-wait "$child" 2>/dev/null
-for p in $(pgrep -g $$); do [ "$p" = "$$" ] || kill -9 "$p" 2>/dev/null; done
-i=0
-for p in $pids; do
-  [ "$p" = "$$" ] && continue
-  while [ $i -lt 200 ] && [ -e "/proc/$p" ] && ! grep -q ') Z' "/proc/$p/stat" 2>/dev/null; do
-    sleep 0.05; i=$((i+1))
-  done
-done
-if [ -n "$persist" ] && [ ! -e "$work/keep-state" ]; then rm -rf "$persist"; fi
-rm -rf "$work"
-exit 0
-"#;
-
 /// One `wrangler dev` on a free loopback port.
 pub struct Server {
     pub port: u16,
@@ -170,10 +146,9 @@ impl Server {
         self.port = free_port();
         let log = self.work_dir.join(format!("wrangler-{}.log", self.port));
         let persist_to_delete = if self.own_persist { self.persist_dir.display().to_string() } else { String::new() };
+        // scripts/group-leader.sh: the server's process group dies with this test process.
         let mut cmd = Command::new("sh");
-        cmd.arg("-c")
-            .arg(LEADER)
-            .arg("edge-meet-test-server")
+        cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/group-leader.sh"))
             .arg(&log)
             .arg(&self.work_dir)
             .arg(persist_to_delete)

@@ -11,27 +11,6 @@ use std::time::{Duration, Instant};
 
 use crate::net::Flavour;
 
-/// `$1` log file, `$2` a directory to delete afterwards, then the command.
-const LEADER: &str = r#"
-log=$1; work=$2; shift 2
-"$@" >"$log" 2>&1 </dev/null &
-child=$!
-read -r _ || true
-pids=$(pgrep -g $$)
-for p in $pids; do [ "$p" = "$$" ] || kill -9 "$p" 2>/dev/null; done
-wait "$child" 2>/dev/null
-for p in $(pgrep -g $$); do [ "$p" = "$$" ] || kill -9 "$p" 2>/dev/null; done
-i=0
-for p in $pids; do
-  [ "$p" = "$$" ] && continue
-  while [ $i -lt 200 ] && [ -e "/proc/$p" ] && ! grep -q ') Z' "/proc/$p/stat" 2>/dev/null; do
-    sleep 0.05; i=$((i+1))
-  done
-done
-rm -rf "$work"
-exit 0
-"#;
-
 /// edge-meet's settings for every benchmark run: rate limits off (the load is deliberate),
 /// rooms big enough for the 50-member chat, counters on, no ICE servers.
 pub const EDGE_VARS: &[(&str, &str)] = &[
@@ -157,7 +136,8 @@ impl Running {
             }
         };
         let mut cmd = Command::new("sh");
-        cmd.arg("-c").arg(LEADER).arg("edge-meet-bench-server").arg(&log).arg(&work).args(argv.drain(..));
+        // scripts/group-leader.sh: the system's process group dies with the load generator.
+        cmd.arg(root.join("scripts/group-leader.sh")).arg(&log).arg(&work).arg("").args(argv.drain(..));
         cmd.current_dir(root)
             .env("EDGE_MEET_SKIP_BUILD", "1")
             .env("WRANGLER_SEND_METRICS", "false")
