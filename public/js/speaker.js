@@ -4,8 +4,19 @@
 import { log } from "./util.js";
 
 const POLL_MS = 200;
-const THRESHOLD = 0.02; // RMS of the time-domain signal, 0…1
+const THRESHOLD = 0.02; // RMS of the loudest frame, 0…1
 const HOLD_MS = 1200;
+const FRAME_S = 0.01; // level = RMS of the loudest 10 ms frame in the analysed window
+
+// The analyser must hold at least everything heard since the previous poll: a short sound that
+// falls between two polls would otherwise never be seen (a one-word "yes", or Chromium's fake
+// microphone, which beeps for 20 ms every 500 ms). fftSize is a power of two, at most 32768.
+function windowSize(sampleRate) {
+  const want = Math.ceil((sampleRate * POLL_MS * 1.25) / 1000);
+  let n = 512;
+  while (n < want && n < 32768) n *= 2;
+  return n;
+}
 
 export class SpeakerDetector {
   /** @param {(id: string|null) => void} onActive */
@@ -42,7 +53,7 @@ export class SpeakerDetector {
     try {
       const source = this.ctx.createMediaStreamSource(new MediaStream([track]));
       const analyser = this.ctx.createAnalyser();
-      analyser.fftSize = 512;
+      analyser.fftSize = windowSize(this.ctx.sampleRate);
       source.connect(analyser); // not to the destination: the <video> element plays the sound
       this.sources.set(id, { track, source, analyser, buf: new Float32Array(analyser.fftSize) });
     } catch (e) {
@@ -58,14 +69,20 @@ export class SpeakerDetector {
     if (this.active === id) this._set(null);
   }
 
-  /** Current level of `id` (0…1), for meters. */
+  /** Recent level of `id` (0…1): the RMS of its loudest 10 ms in the last poll window. For meters too. */
   level(id) {
     const s = this.sources.get(id);
     if (!s) return 0;
     s.analyser.getFloatTimeDomainData(s.buf);
-    let sum = 0;
-    for (const v of s.buf) sum += v * v;
-    return Math.sqrt(sum / s.buf.length);
+    const frame = Math.max(1, Math.round(this.ctx.sampleRate * FRAME_S));
+    let loudest = 0;
+    for (let start = 0; start < s.buf.length; start += frame) {
+      const end = Math.min(start + frame, s.buf.length);
+      let sum = 0;
+      for (let i = start; i < end; i++) sum += s.buf[i] * s.buf[i];
+      loudest = Math.max(loudest, sum / (end - start));
+    }
+    return Math.sqrt(loudest);
   }
 
   stop() {

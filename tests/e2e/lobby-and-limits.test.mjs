@@ -197,7 +197,10 @@ describe("lobby, limits and recovery (ROOM_CAP=2)", { timeout: 150_000 }, () => 
       // Chat works again and the history was not duplicated.
       await b.page.getByTestId("chat-input").fill("after the drop");
       await b.page.getByTestId("chat-input").press("Enter");
+      // Both pages get the message from the server's fan-out, in no particular order.
       await a.page.getByTestId("chat-message").nth(1).waitFor();
+      await b.page.getByTestId("chat-message").nth(1).waitFor();
+      assert.equal(await a.page.getByTestId("chat-message").count(), 2, "Ann's history was not duplicated");
       const texts = await b.page.getByTestId("chat-text").allTextContents();
       assert.deepEqual(texts, ["before the drop", "after the drop"]);
 
