@@ -49,6 +49,7 @@ export async function openPerson(browser, baseUrl, room, name, opts = {}) {
     hasTouch: opts.isMobile ?? false,
     deviceScaleFactor: 1,
   });
+  await ctx.addInitScript(recordToasts);
   if (opts.initScript) await ctx.addInitScript(opts.initScript);
   const page = await ctx.newPage();
   const p = { name, ctx, page, errors: [], dialogs: [], csp: [], consoleErrors: [] };
@@ -66,6 +67,27 @@ export async function openPerson(browser, baseUrl, room, name, opts = {}) {
   await page.goto(`${baseUrl}/room/${room}${q}`);
   if (opts.join !== false) await join(p);
   return p;
+}
+
+/**
+ * Runs in the page before its scripts: keeps the text of every toast ever shown in
+ * window.__toastLog, so a test can check a toast that came and went while it was busy elsewhere.
+ */
+function recordToasts() {
+  window.__toastLog = [];
+  const watch = () =>
+    new MutationObserver((records) => {
+      for (const r of records) {
+        for (const n of r.addedNodes) if (n.classList?.contains("toast")) window.__toastLog.push(n.textContent);
+      }
+    }).observe(document.body, { childList: true, subtree: true });
+  if (document.body) watch();
+  else document.addEventListener("DOMContentLoaded", watch);
+}
+
+/** Waits until the page has shown a toast containing `text` (now or earlier). */
+export async function waitForToast(page, text, timeout = 10_000) {
+  await page.waitForFunction((t) => window.__toastLog?.some((x) => x.includes(t)), text, { timeout });
 }
 
 /** Clicks Join in the lobby and waits for the call screen. */

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { startServer } from "../lib/server.mjs";
 import {
-  artifactPath, frameDeltas, launch, openPerson, remotePeerIds, selfPeerId, sleep, waitForRemoteVideos,
+  artifactPath, frameDeltas, launch, openPerson, remotePeerIds, selfPeerId, sleep, waitForRemoteVideos, waitForToast,
 } from "./helpers.mjs";
 
 const XSS = "<img src=x onerror=alert(1)>";
@@ -109,7 +109,7 @@ describe("a meeting", { timeout: 180_000 }, () => {
     // grantPermissions replaces the set: keep camera and microphone or Chrome ends Ada's tracks.
     await Ada.ctx.grantPermissions(["camera", "microphone", "clipboard-read", "clipboard-write"], { origin: server.url });
     await Ada.page.getByTestId("copy-link").click();
-    await Ada.page.locator(".toast", { hasText: "copied" }).waitFor({ timeout: 3000 });
+    await waitForToast(Ada.page, "copied");
     assert.equal(await Ada.page.evaluate(() => navigator.clipboard.readText()), `${server.url}/room/${room}`);
   });
 
@@ -156,7 +156,7 @@ describe("a meeting", { timeout: 180_000 }, () => {
     const phone = { viewport: { width: 390, height: 844 }, isMobile: true };
     people.Margaret = await openPerson(browser, server.url, room, "Margaret", phone);
     ids.Margaret = await selfPeerId(people.Margaret.page);
-    await people.Ada.page.locator(".toast", { hasText: "Margaret joined" }).waitFor({ timeout: 3000 });
+    await waitForToast(people.Ada.page, "Margaret joined");
     await assertVideoFlowing(people.Margaret, ["Ada", "Grace", "Linus"]);
     for (const n of ["Ada", "Grace", "Linus"]) {
       await assertVideoFlowing(people[n], ["Ada", "Grace", "Linus", "Margaret"].filter((m) => m !== n));
@@ -248,7 +248,7 @@ describe("a meeting", { timeout: 180_000 }, () => {
     for (const p of [Ada, Grace, Linus]) await tile(p, "Margaret").waitFor({ state: "detached", timeout: 2000 });
     assert.ok(Date.now() - t0 < 2000);
     assert.match(await Margaret.page.getByTestId("error-message").textContent(), /Thanks/);
-    await Ada.page.locator(".toast", { hasText: "Margaret left" }).waitFor({ timeout: 3000 });
+    await waitForToast(Ada.page, "Margaret left");
     assert.equal(await Margaret.page.evaluate(() => window.__pcs.size), 0, "the leaver closed its calls");
 
     await Linus.ctx.close();
