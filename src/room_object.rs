@@ -304,12 +304,12 @@ impl Shell {
 
     /// Re-mints TURN credentials when configured and due; failures keep the previous list.
     async fn refresh_ice(&self) {
-        let Some((key_id, token)) = self.settings.turn.clone() else { return };
+        let Some(key) = self.settings.turn.clone() else { return };
         let now = now_ms();
         if now < self.turn_renew_at.get() {
             return;
         }
-        match ice::mint_turn(&key_id, &token).await {
+        match ice::mint_turn(&key).await {
             Ok(turn) => {
                 let base = match self.kind {
                     Kind::Room => &self.settings.room.ice_servers,
@@ -408,7 +408,7 @@ fn store_chat(state: &State, r: &ChatRecord) -> Result<()> {
     )?;
     // Trimming is batched: the table holds at most CHAT_HISTORY + CHAT_TRIM_EVERY rows, and
     // reads take the newest CHAT_HISTORY. One statement per message instead of two.
-    if r.id % CHAT_TRIM_EVERY == 0 {
+    if r.id.is_multiple_of(CHAT_TRIM_EVERY) {
         let keep_after = r.id.saturating_sub(CHAT_HISTORY as u64) as i64;
         sql.exec("DELETE FROM chat WHERE id <= ?", vec![SqlStorageValue::from(keep_after)])?;
     }

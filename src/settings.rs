@@ -15,8 +15,21 @@ pub struct Settings {
     pub allowed_origins: Vec<String>,
     pub debug_stats: bool,
     /// Cloudflare TURN key id and API token; both set means TURN credentials are minted.
-    pub turn: Option<(String, String)>,
+    pub turn: Option<TurnKey>,
 }
+
+/// Where and with what a room mints TURN credentials.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TurnKey {
+    pub key_id: String,
+    pub api_token: String,
+    /// `TURN_API_BASE`: Cloudflare's TURN key API; a var so that a proxy (or the tests' local
+    /// stand-in for Cloudflare, which this machine cannot reach) can take its place.
+    pub api_base: String,
+}
+
+/// Cloudflare's TURN key API, in front of `/{key_id}/credentials/generate-ice-servers`.
+pub const TURN_API_BASE: &str = "https://rtc.live.cloudflare.com/v1/turn/keys";
 
 impl Settings {
     /// `get(name)` returns a var or secret, `None` when unset. Malformed numbers fall back to
@@ -49,9 +62,14 @@ impl Settings {
         }
         let flag = |name: &str| get(name).is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
         let turn = match (get("TURN_KEY_ID"), get("TURN_KEY_API_TOKEN")) {
-            (Some(id), Some(token)) if !id.trim().is_empty() && !token.trim().is_empty() => {
-                Some((id.trim().to_owned(), token.trim().to_owned()))
-            }
+            (Some(id), Some(token)) if !id.trim().is_empty() && !token.trim().is_empty() => Some(TurnKey {
+                key_id: id.trim().to_owned(),
+                api_token: token.trim().to_owned(),
+                api_base: get("TURN_API_BASE")
+                    .map(|b| b.trim().trim_end_matches('/').to_owned())
+                    .filter(|b| !b.is_empty())
+                    .unwrap_or_else(|| TURN_API_BASE.to_owned()),
+            }),
             _ => None,
         };
         Settings {
@@ -118,7 +136,13 @@ mod tests {
         assert_eq!(s.allowed_origins, vec!["https://x.example"]);
         assert!(s.allow_discovery);
         assert_eq!(s.room.room_rate.per_sec, 0);
-        assert_eq!(s.turn, Some(("k".into(), "t".into())));
+        let turn = TurnKey { key_id: "k".into(), api_token: "t".into(), api_base: TURN_API_BASE.into() };
+        assert_eq!(s.turn, Some(turn.clone()));
+        let s =
+            settings(&[("TURN_KEY_ID", "k"), ("TURN_KEY_API_TOKEN", "t"), ("TURN_API_BASE", "http://127.0.0.1:9/k/ ")]);
+        assert_eq!(s.turn, Some(TurnKey { api_base: "http://127.0.0.1:9/k".into(), ..turn }));
+        // One of the two missing: no TURN.
+        assert_eq!(settings(&[("TURN_KEY_ID", "k"), ("TURN_KEY_API_TOKEN", " ")]).turn, None);
     }
 
     #[test]
