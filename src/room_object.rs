@@ -48,6 +48,16 @@ extern "C" {
         this: &HibernationState,
         ws: &web_sys::WebSocket,
     ) -> std::result::Result<JsValue, JsValue>;
+
+    /// `DurableObjectStorage`, for a `setAlarm` that is issued before the handler returns:
+    /// `worker`'s `set_alarm` is an `async fn`, which calls into JS only when first polled.
+    type RawStorage;
+
+    #[wasm_bindgen(method, getter)]
+    fn storage(this: &HibernationState) -> RawStorage;
+
+    #[wasm_bindgen(method, catch, js_name = setAlarm)]
+    fn set_alarm_at(this: &RawStorage, epoch_ms: f64) -> std::result::Result<js_sys::Promise, JsValue>;
 }
 
 /// How many times each handler ran since this instance was created (stats endpoint): the
@@ -154,7 +164,7 @@ impl Shell {
                 let sid = new_sid();
                 let pair = self.accept(sid)?;
                 let fx = self.hub.borrow_mut().room_opened(sid, now_ms());
-                self.execute(fx).await;
+                self.execute(fx);
                 Response::from_websocket(pair.client)
             }
             Route::PeerJsSocket { .. } => {
@@ -172,7 +182,7 @@ impl Shell {
                     return crate::reject_peerjs(&frame);
                 }
                 let pair = self.accept(sid)?;
-                self.execute(fx).await;
+                self.execute(fx);
                 Response::from_websocket(pair.client)
             }
             Route::PeerJsPeers { .. } => Response::from_json(&self.hub.borrow().peer_ids()),
@@ -191,25 +201,30 @@ impl Shell {
         Ok(pair)
     }
 
-    async fn message(&self, ws: WebSocket, msg: WebSocketIncomingMessage) -> Result<()> {
+    /// A frame from a socket. Synchronous from end to end: nothing on this path awaits, so the
+    /// handler returns no Promise and runs no future machinery per frame (the relay's hot path;
+    /// BENCHMARKS.md finding 10).
+    fn message(&self, ws: &WebSocket, msg: &JsValue) {
         bump(&self.events.message);
-        let Some(sid) = self.sid_of(&ws) else { return Ok(()) };
+        let Some(sid) = self.sid_of(ws) else { return };
         self.ensure_chat(sid);
         let now = now_ms();
-        let fx = match msg {
-            WebSocketIncomingMessage::String(text) => self.hub.borrow_mut().text(sid, &text, now),
-            WebSocketIncomingMessage::Binary(bytes) => self.hub.borrow_mut().binary(sid, bytes.len(), now),
+        let fx = match msg.as_string() {
+            Some(text) => self.hub.borrow_mut().text(sid, &text, now),
+            // A binary frame is refused by its size alone: its bytes are never copied into wasm.
+            None => {
+                let len = msg.dyn_ref::<js_sys::ArrayBuffer>().map_or(0, |b| b.byte_length() as usize);
+                self.hub.borrow_mut().binary(sid, len, now)
+            }
         };
-        self.execute(fx).await;
-        Ok(())
+        self.execute(fx);
     }
 
-    async fn closed(&self, ws: WebSocket) -> Result<()> {
-        let Some(sid) = self.sid_of(&ws) else { return Ok(()) };
+    fn closed(&self, ws: &WebSocket) {
+        let Some(sid) = self.sid_of(ws) else { return };
         self.sockets.borrow_mut().remove(&sid);
         let fx = self.hub.borrow_mut().closed(sid, now_ms());
-        self.execute(fx).await;
-        Ok(())
+        self.execute(fx);
     }
 
     async fn alarm(&self) -> Result<Response> {
@@ -219,13 +234,13 @@ impl Shell {
             sockets.iter().filter_map(|(sid, ws)| auto_response_time(&self.state, ws).map(|t| (*sid, t))).collect()
         };
         let fx = self.hub.borrow_mut().alarm(now_ms(), &heartbeats);
-        self.execute(fx).await;
+        self.execute(fx);
         Response::empty()
     }
 
     /// Carries out the core's effects in order. A failed send is logged and skipped: one dead
     /// socket must never stop a broadcast (its close event will clean it up).
-    async fn execute(&self, effects: Vec<Effect>) {
+    fn execute(&self, effects: Vec<Effect>) {
         let mut queue = effects.into_iter();
         // The JS string of the last frame sent: a broadcast's sends share one `Rc` frame.
         let mut last: Option<(std::rc::Rc<str>, JsValue)> = None;
@@ -270,10 +285,17 @@ impl Shell {
                     }
                 }
                 Effect::SetAlarm { at_ms } => {
-                    // An absolute time: `set_alarm(i64)` would mean an offset from now.
-                    let at = ScheduledTime::new(js_sys::Date::new(&JsValue::from_f64(at_ms as f64)));
-                    if let Err(e) = self.state.storage().set_alarm(at).await {
-                        console_error!("alarm not set: {e}");
+                    // Issued now (an absolute time in ms), awaited in the background: the output
+                    // gate still holds this event's frames until the alarm is stored, and a
+                    // failure is logged.
+                    let api: &HibernationState = self.state.as_raw().unchecked_ref();
+                    match api.storage().set_alarm_at(at_ms as f64) {
+                        Ok(done) => wasm_bindgen_futures::spawn_local(async move {
+                            if let Err(e) = wasm_bindgen_futures::JsFuture::from(done).await {
+                                console_error!("alarm not set: {e:?}");
+                            }
+                        }),
+                        Err(e) => console_error!("alarm not set: {e:?}"),
                     }
                 }
             }
@@ -418,13 +440,17 @@ fn store_chat(state: &State, r: &ChatRecord) -> Result<()> {
 // ----- the two classes -----------------------------------------------------------------------
 
 /// One meeting room: its roster, chat (persisted) and PeerJS server.
-#[durable_object]
+#[durable_object(alarm)]
 pub struct Room(Shell);
 
 /// One key of the drop-in global PeerJS server (`/peerjs`).
-#[durable_object]
+#[durable_object(alarm)]
 pub struct PeerServer(Shell);
 
+// `#[durable_object(alarm)]` exports the constructor, `fetch` and `alarm` (async: they await
+// storage and the network). The three WebSocket handlers are exported below as plain
+// synchronous methods instead of the macro's `async` ones, which wrap every frame in a future,
+// a Promise and a JS closure (BENCHMARKS.md, finding 10).
 macro_rules! delegate {
     ($class:ident, $kind:expr) => {
         impl DurableObject for $class {
@@ -434,32 +460,39 @@ macro_rules! delegate {
             async fn fetch(&self, req: Request) -> Result<Response> {
                 self.0.fetch(req).await
             }
-            async fn websocket_message(&self, ws: WebSocket, msg: WebSocketIncomingMessage) -> Result<()> {
-                self.0.message(ws, msg).await
+            async fn alarm(&self) -> Result<Response> {
+                self.0.alarm().await
             }
-            async fn websocket_close(&self, ws: WebSocket, code: usize, reason: String, _clean: bool) -> Result<()> {
+        }
+
+        #[wasm_bindgen]
+        impl $class {
+            #[wasm_bindgen(js_name = webSocketMessage)]
+            pub fn websocket_message(&self, ws: web_sys::WebSocket, message: JsValue) {
+                self.0.message(&ws.into(), &message);
+            }
+
+            #[wasm_bindgen(js_name = webSocketClose)]
+            pub fn websocket_close(&self, ws: web_sys::WebSocket, code: u16, reason: String, _clean: bool) {
                 bump(&self.0.events.close);
+                let ws: WebSocket = ws.into();
                 // Answer the client's close frame (RFC 6455 §5.5.1); workerd does not do it for
                 // hibernatable sockets, and without it clients see 1006 after a 10 s timeout.
                 // Echo the client's code when it is one an endpoint may send; 1005/1006/1015
                 // are reserved (received, never sent).
                 let code = match code {
-                    1000..=1003 | 1007..=1014 | 3000..=4999 => code as u16,
+                    1000..=1003 | 1007..=1014 | 3000..=4999 => code,
                     _ => 1000,
                 };
                 let _ = ws.close(Some(code), Some(reason));
-                self.0.closed(ws).await
+                self.0.closed(&ws);
             }
-            async fn websocket_error(&self, ws: WebSocket, error: Error) -> Result<()> {
+
+            #[wasm_bindgen(js_name = webSocketError)]
+            pub fn websocket_error(&self, ws: web_sys::WebSocket, error: JsValue) {
                 bump(&self.0.events.error);
-                console_warn!("websocket error: {error}");
-                self.0.closed(ws).await
-            }
-            async fn alarm(&self) -> Result<Response> {
-                self.0.alarm().await
-            }
-            async fn connect(&self, _socket: Socket) -> Result<()> {
-                Err("raw TCP connections are not served".into())
+                console_warn!("websocket error: {error:?}");
+                self.0.closed(&ws.into());
             }
         }
     };
