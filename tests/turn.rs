@@ -23,7 +23,7 @@ const API_TOKEN: &str = "secret-token-xyz";
 const STUN: &str = r#"[{"urls":"stun:stun.example.net:3478"}]"#;
 
 /// How the stand-in answers.
-#[derive(Clone, Copy, PartialEq, Debug)]
+#[derive(Clone, Copy)]
 #[repr(u8)]
 enum Mode {
     List = 0,
@@ -106,10 +106,11 @@ impl FakeCloudflare {
             content_type: header("content-type"),
             body,
         });
-        let (status, body) = match self.mode.load(Ordering::SeqCst) {
-            0 => ("201 Created", json!({ "iceServers": [turn_entry("list")] }).to_string()),
-            1 => ("201 Created", json!({ "iceServers": turn_entry("object") }).to_string()),
-            2 => ("500 Internal Server Error", r#"{"error":"boom"}"#.to_owned()),
+        let mode = self.mode.load(Ordering::SeqCst);
+        let (status, body) = match mode {
+            m if m == Mode::List as u8 => ("201 Created", json!({ "iceServers": [turn_entry("list")] }).to_string()),
+            m if m == Mode::Object as u8 => ("201 Created", json!({ "iceServers": turn_entry("object") }).to_string()),
+            m if m == Mode::Fail as u8 => ("500 Internal Server Error", r#"{"error":"boom"}"#.to_owned()),
             _ => {
                 // Never answers (within the test): the Worker must give up on its own.
                 tokio::time::sleep(Duration::from_secs(30)).await;
