@@ -12,7 +12,7 @@ source scripts/env.sh
 # The unmodified peerjs client, served to browsers from the npm package (never committed).
 mkdir -p public/vendor
 cp node_modules/peerjs/dist/peerjs.min.js public/vendor/peerjs.min.js
-if [ -f build/index.js ] && [ -z "$(find src Cargo.toml Cargo.lock wrangler.toml -newer build/index.js -print -quit)" ]; then
+if [ -f build/index.js ] && [ -z "$(find src crates Cargo.toml Cargo.lock wrangler.toml -newer build/index.js -print -quit)" ]; then
   echo "[build] build/ is up to date" >&2
   exit 0
 fi

@@ -20,7 +20,7 @@ echo "== bench quick mode (the harness works end to end; asserts nothing about s
 bash bench/run.sh --quick
 
 echo "== cargo test (core unit tests + black-box suites against wrangler dev)"
-cargo test --locked --tests
+cargo test --workspace --locked --tests
 
 echo "== node --test tests/node (the unmodified peerjs client)"
 node --test tests/node/

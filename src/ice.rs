@@ -3,7 +3,7 @@
 //! TURN is what makes calls work across symmetric NATs and strict firewalls; its credentials
 //! must be minted server-side because the key itself is a long-lived secret.
 
-use crate::settings::TurnKey;
+use edge_meet_core::settings::TurnKey;
 use serde_json::Value;
 use wasm_bindgen::prelude::wasm_bindgen;
 use worker::{AbortSignal, Fetch, Headers, Method, Request, RequestInit};

@@ -2,24 +2,22 @@
 //!
 //! Data flows one way: workerd event → adapter → pure core → effects → adapter → workerd.
 //!
-//! - [`core`]: protocol types and the per-object state machine, plain Rust, unit-tested natively.
+//! - [`edge_meet_core`] (crates/core): protocol types, the per-object state machine, limits and
+//!   settings parsing; plain Rust, unit-tested natively.
 //! - [`route`]: path → route, the one routing table.
-//! - [`settings`]: `wrangler.toml` vars → limits.
 //! - [`room_object`]: the Durable Objects (one per room, one per global PeerJS key).
 //! - [`ice`]: ICE servers and Cloudflare TURN credentials.
 //! - this file: the Worker's fetch entry. It answers what needs no room (pages, new PeerJS ids,
 //!   malformed PeerJS upgrades) and hands everything else to the right Durable Object.
 
-pub mod core;
 pub mod ice;
 pub mod room_object;
 pub mod route;
-pub mod settings;
 
 use std::sync::Once;
 
+use edge_meet_core::settings::Settings;
 use route::{Route, Target};
-use settings::Settings;
 use worker::*;
 
 /// peerjs-server's `GET {path}` answer (its `app.json`), for clients that probe it.
@@ -144,7 +142,8 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
             }
             let settings = settings_from_env(&env);
             let q = peerjs_query(&req.url()?);
-            if let Err(frame) = core::peerjs::check_params(q.key(), q.id(), q.token(), &settings.peerjs_keys) {
+            if let Err(frame) = edge_meet_core::peerjs::check_params(q.key(), q.id(), q.token(), &settings.peerjs_keys)
+            {
                 return reject_peerjs(&frame);
             }
             let key = q.key().unwrap_or_default().to_owned();

@@ -19,13 +19,13 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use worker::*;
 
-use crate::core::hub::{Attachment, Effect, Hub, HubStats, Role, Sid};
-use crate::core::limits::{Config, CHAT_HISTORY};
-use crate::core::peerjs;
-use crate::core::protocol::ChatRecord;
 use crate::ice;
 use crate::route::{self, Route};
-use crate::settings::Settings;
+use edge_meet_core::hub::{Attachment, Effect, Hub, HubStats, Role, Sid};
+use edge_meet_core::limits::{Config, CHAT_HISTORY};
+use edge_meet_core::peerjs;
+use edge_meet_core::protocol::ChatRecord;
+use edge_meet_core::settings::Settings;
 
 /// The frame the PeerJS client sends every 5 s; the runtime answers it with the same bytes.
 /// The peerjs client ignores the echo (a frame without payload); room clients use it as keep-alive.

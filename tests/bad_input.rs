@@ -2,13 +2,11 @@
 //! silently ignored for PeerJS), while well-behaved clients in the same room keep chatting:
 //! after every case a speaker sends a chat and the watcher must receive exactly it next.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use edge_meet::core::protocol::{ChatRecord, ErrorCode, ServerFrame};
+use edge_meet_blackbox::*;
+use edge_meet_core::protocol::{ChatRecord, ErrorCode, ServerFrame};
 use serde_json::{json, Value};
-use support::*;
 
 const ROOM: &str = "hostile";
 

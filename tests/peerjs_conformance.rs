@@ -2,12 +2,10 @@
 //! global drop-in under `/peerjs/`) with `shared/reference/peerjs-protocol.md` §2, §2.5, §5, §7.
 //! Every frame is compared byte for byte.
 
-mod support;
-
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use support::*;
+use edge_meet_blackbox::*;
 
 const EXPIRE_MS: u64 = 1500;
 

@@ -1,13 +1,11 @@
 //! Chat survives a crash: wrangler is SIGKILLed and started again on the same persistence
 //! directory; a new joiner's welcome has the old chat and new chat ids continue.
 
-mod support;
-
 use std::time::Instant;
 
-use edge_meet::core::protocol::{ChatRecord, ServerFrame};
+use edge_meet_blackbox::*;
+use edge_meet_core::protocol::{ChatRecord, ServerFrame};
 use serde_json::json;
-use support::*;
 
 async fn chat(c: &mut Client, text: &str) -> ChatRecord {
     c.room.send_json(&json!({"type": "chat", "text": text})).await;

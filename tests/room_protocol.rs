@@ -1,16 +1,14 @@
 //! The room protocol on `/room/{room}/ws` end to end: three (and more) clients, each with a
 //! PeerJS socket and a room socket, against the real Worker.
 
-mod support;
-
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use edge_meet::core::protocol::{
+use edge_meet_blackbox::*;
+use edge_meet_core::protocol::{
     ChatRecord, ClientFrame, ErrorCode, LeaveReason, MediaPatch, MediaState, Member, RoomLimits, ServerFrame,
 };
 use serde_json::json;
-use support::*;
 
 const ALLOWED: &str = "https://allowed.example";
 

@@ -7,14 +7,12 @@
 //! stand-in records every request and can also fail or never answer, which is what the Worker
 //! must survive: a join always completes, with the configured servers at least.
 
-mod support;
-
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use edge_meet_blackbox::*;
 use serde_json::{json, Value};
-use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 

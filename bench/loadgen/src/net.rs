@@ -7,8 +7,8 @@
 
 use std::time::Duration;
 
-use edge_meet::core::peerjs::PeerJsFrame;
-use edge_meet::core::protocol::{ClientFrame, ServerFrame};
+use edge_meet_core::peerjs::PeerJsFrame;
+use edge_meet_core::protocol::{ClientFrame, ServerFrame};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -1,7 +1,7 @@
 //! Deployment settings, read from `wrangler.toml` vars (and secrets) once per isolate or object.
 //! Pure: takes a lookup function, so `cargo test` checks the parsing natively.
 
-use crate::core::limits::{default_ice_servers, Config, Rate};
+use crate::limits::{default_ice_servers, Config, Rate};
 use serde_json::Value;
 
 #[derive(Clone, Debug)]

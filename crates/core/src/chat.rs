@@ -3,8 +3,8 @@
 
 use std::collections::VecDeque;
 
-use super::limits::CHAT_HISTORY;
-use super::protocol::ChatRecord;
+use crate::limits::CHAT_HISTORY;
+use crate::protocol::ChatRecord;
 
 #[derive(Debug, Default)]
 pub struct ChatLog {

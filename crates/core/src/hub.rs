@@ -6,7 +6,7 @@
 //! Two kinds of socket share one object, because joining the room must be proved against the
 //! PeerJS registry of the same room:
 //! - a **PeerJS socket** speaks the PeerJS server protocol and owns one peer id;
-//! - a **room socket** speaks the room protocol ([`super::protocol`]) and, once joined, is
+//! - a **room socket** speaks the room protocol ([`crate::protocol`]) and, once joined, is
 //!   the roster entry of one PeerJS id it proved it owns (by presenting that id's token).
 
 use std::collections::HashMap;
@@ -14,12 +14,12 @@ use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
 
-use super::chat::ChatLog;
-use super::limits::{
+use crate::chat::ChatLog;
+use crate::limits::{
     validate_name, validate_text, Config, TokenBucket, CHAT_MAX_CHARS, MAX_FRAME_BYTES, NAME_MAX_CHARS,
 };
-use super::peerjs::{self, Incoming, Outgoing, Queues, RELAYED};
-use super::protocol::{ChatRecord, ClientFrame, ErrorCode, LeaveReason, MediaState, Member, RoomLimits, ServerFrame};
+use crate::peerjs::{self, Incoming, Outgoing, Queues, RELAYED};
+use crate::protocol::{ChatRecord, ClientFrame, ErrorCode, LeaveReason, MediaState, Member, RoomLimits, ServerFrame};
 
 /// Identifies one socket for the lifetime of its connection (the shell keeps it in the socket's
 /// attachment, so it survives hibernation).
@@ -214,7 +214,7 @@ impl Hub {
         }
     }
 
-    fn rate_for(&self, kind: &Kind) -> super::limits::Rate {
+    fn rate_for(&self, kind: &Kind) -> crate::limits::Rate {
         match kind {
             Kind::PeerJs { .. } => self.config.peerjs_rate,
             _ => self.config.room_rate,
@@ -560,7 +560,7 @@ impl Hub {
         peer_id: String,
         token: &str,
         name: &str,
-        media: super::protocol::MediaPatch,
+        media: crate::protocol::MediaPatch,
         now: u64,
         fx: &mut Effects,
     ) {

@@ -12,10 +12,10 @@ use std::rc::Rc;
 
 use serde_json::{json, Value};
 
-use super::hub::{close, Attachment, Effect, Hub, Role, Sid};
-use super::limits::{Config, Rate, CHAT_HISTORY, CHAT_MAX_CHARS, MAX_FRAME_BYTES, NAME_MAX_CHARS};
-use super::peerjs::{self, PeerJsFrame};
-use super::protocol::{
+use crate::hub::{close, Attachment, Effect, Hub, Role, Sid};
+use crate::limits::{Config, Rate, CHAT_HISTORY, CHAT_MAX_CHARS, MAX_FRAME_BYTES, NAME_MAX_CHARS};
+use crate::peerjs::{self, PeerJsFrame};
+use crate::protocol::{
     ChatRecord, ClientFrame, ErrorCode, LeaveReason, MediaPatch, MediaState, Member, RoomLimits, ServerFrame,
 };
 
@@ -1480,7 +1480,7 @@ fn r22_events_for_unknown_or_closed_sids_do_nothing() {
     assert_eq!(hub.text(1, &offer("a", 1), 5), vec![]);
     let fx = hub.alarm(6, &[(1, 6), (101, 6), (12345, 6)]);
     assert_eq!(fx, vec![]);
-    assert_eq!(hub.stats(), super::hub::HubStats::default());
+    assert_eq!(hub.stats(), crate::hub::HubStats::default());
 }
 
 // ===== randomized robustness ==========================================================================

@@ -1,7 +1,7 @@
 //! The PeerJS server wire protocol (peerjs-server 1.0.2, as the unmodified `peerjs` 1.5.x
 //! client expects it): message shapes, the exact error strings, and the per-id offline queues.
 //!
-//! Registration and relay rules live in [`crate::core::hub`], which owns the sockets; this
+//! Registration and relay rules live in [`crate::hub`], which owns the sockets; this
 //! module is the vocabulary and the queue bookkeeping.
 
 use serde::{Deserialize, Serialize};
@@ -9,7 +9,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 use std::collections::HashMap;
 
-use super::limits::{PEERJS_FIELD_MAX, QUEUE_MAX_PER_DST, QUEUE_MAX_TOTAL};
+use crate::limits::{PEERJS_FIELD_MAX, QUEUE_MAX_PER_DST, QUEUE_MAX_TOTAL};
 
 /// Exact strings of peerjs-server (`src/enums.ts`); clients show them to users as-is.
 pub const MSG_NO_PARAMS: &str = "No id, token, or key supplied to websocket server";

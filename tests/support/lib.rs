@@ -6,7 +6,6 @@
 //! `Drop`, a normal exit, a panic, or even SIGKILL of the test binary — `read` returns and the
 //! shell SIGKILLs every other member of its group (npx, wrangler, workerd), reaps them, deletes
 //! the temporary directories it was told to, and exits. Nothing is left running.
-#![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::TcpStream as StdTcpStream;
@@ -17,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use edge_meet::core::protocol::{ErrorCode, Member, ServerFrame};
+use edge_meet_core::protocol::{ErrorCode, Member, ServerFrame};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::net::TcpStream;
@@ -27,7 +26,8 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+/// The repository: this package lives in its `tests/` directory.
+pub const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 
 /// The checkout whose `build/` and `wrangler.toml` are served: this crate, unless
 /// `EDGE_MEET_TEST_ROOT` names another one (to run these tests against a patched copy).
@@ -148,7 +148,7 @@ impl Server {
         let persist_to_delete = if self.own_persist { self.persist_dir.display().to_string() } else { String::new() };
         // scripts/group-leader.sh: the server's process group dies with this test process.
         let mut cmd = Command::new("sh");
-        cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/group-leader.sh"))
+        cmd.arg(Path::new(ROOT).join("scripts/group-leader.sh"))
             .arg(&log)
             .arg(&self.work_dir)
             .arg(persist_to_delete)
@@ -710,9 +710,9 @@ pub struct Client {
     pub room: Ws,
     pub me: Member,
     pub peers: Vec<Member>,
-    pub chat: Vec<edge_meet::core::protocol::ChatRecord>,
+    pub chat: Vec<edge_meet_core::protocol::ChatRecord>,
     pub ice_servers: Value,
-    pub limits: edge_meet::core::protocol::RoomLimits,
+    pub limits: edge_meet_core::protocol::RoomLimits,
 }
 
 /// Registers `id` on the room's PeerJS server, opens `/room/{room}/ws` and joins as `name`.
