@@ -10,13 +10,19 @@
 //! - this file: the Worker's fetch entry. It answers what needs no room (pages, new PeerJS ids,
 //!   malformed PeerJS upgrades) and hands everything else to the right Durable Object.
 
+pub mod chat_store;
+pub mod http;
 pub mod ice;
+pub mod js;
 pub mod room_object;
 pub mod route;
+pub mod shell;
 
+use std::rc::Rc;
 use std::sync::Once;
 
 use edge_meet_core::settings::Settings;
+use http::{cors, json_headers, peerjs_query, preflight, reject_peerjs, text};
 use route::{Route, Target};
 use worker::*;
 
@@ -37,55 +43,22 @@ pub fn install_panic_hook() {
     });
 }
 
-pub fn settings_from_env(env: &Env) -> Settings {
-    Settings::from_lookup(|name| {
-        env.var(name).map(|v| v.to_string()).or_else(|_| env.secret(name).map(|s| s.to_string())).ok()
+thread_local! {
+    /// Vars and secrets cannot change within an isolate (a new deployment is a new isolate), so
+    /// they are parsed once and shared by the fetch entry and every object of this isolate.
+    static SETTINGS: std::cell::OnceCell<Rc<Settings>> = const { std::cell::OnceCell::new() };
+}
+
+/// The deployment's settings, parsed from `env` on first use in this isolate.
+pub fn settings(env: &Env) -> Rc<Settings> {
+    SETTINGS.with(|cell| {
+        cell.get_or_init(|| {
+            Rc::new(Settings::from_lookup(|name| {
+                env.var(name).map(|v| v.to_string()).or_else(|_| env.secret(name).map(|s| s.to_string())).ok()
+            }))
+        })
+        .clone()
     })
-}
-
-/// The PeerJS WebSocket query, percent-decoded (`+` as space); the last duplicate wins, as with
-/// `Object.fromEntries(searchParams)` in peerjs-server.
-#[derive(Default)]
-pub struct PeerJsQuery {
-    key: Option<String>,
-    id: Option<String>,
-    token: Option<String>,
-}
-
-impl PeerJsQuery {
-    pub fn key(&self) -> Option<&str> {
-        self.key.as_deref()
-    }
-    pub fn id(&self) -> Option<&str> {
-        self.id.as_deref()
-    }
-    pub fn token(&self) -> Option<&str> {
-        self.token.as_deref()
-    }
-}
-
-pub fn peerjs_query(url: &Url) -> PeerJsQuery {
-    let mut q = PeerJsQuery::default();
-    for (k, v) in url.query_pairs() {
-        match &*k {
-            "key" => q.key = Some(v.into_owned()),
-            "id" => q.id = Some(v.into_owned()),
-            "token" => q.token = Some(v.into_owned()),
-            _ => {}
-        }
-    }
-    q
-}
-
-/// PeerJS refusals are frames, not HTTP errors: the client reports `server-error` with the
-/// message only if the upgrade succeeds. This needs no Durable Object, so malformed upgrades
-/// never reach (or wake) one.
-pub fn reject_peerjs(frame: &str) -> Result<Response> {
-    let pair = WebSocketPair::new()?;
-    pair.server.accept()?;
-    pair.server.send_with_str(frame)?;
-    pair.server.close(Some(1000), Some("refused"))?;
-    Response::from_websocket(pair.client)
 }
 
 #[event(fetch)]
@@ -117,7 +90,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
             if req.method() == Method::Options {
                 return preflight(&req);
             }
-            let settings = settings_from_env(&env);
+            let settings = settings(&env);
             if !settings.allow_discovery {
                 return cors(&req, Response::error("Unauthorized", 401)?);
             }
@@ -125,7 +98,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
             cors(&req, resp)
         }
         Route::Stats { target, key } => {
-            if !settings_from_env(&env).debug_stats {
+            if !settings(&env).debug_stats {
                 return text(404, "Not found\n");
             }
             stub(&env, target, key)?.fetch_with_request(req).await
@@ -140,7 +113,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
             if let Some(refusal) = refuse_upgrade(&req, &env)? {
                 return Ok(refusal);
             }
-            let settings = settings_from_env(&env);
+            let settings = settings(&env);
             let q = peerjs_query(&req.url()?);
             if let Err(frame) = edge_meet_core::peerjs::check_params(q.key(), q.id(), q.token(), &settings.peerjs_keys)
             {
@@ -169,7 +142,7 @@ fn refuse_upgrade(req: &Request, env: &Env) -> Result<Option<Response>> {
     }
     let origin = req.headers().get("Origin")?;
     let own = req.url()?.origin().ascii_serialization();
-    if !route::origin_allowed(origin.as_deref(), &own, &settings_from_env(env).allowed_origins) {
+    if !route::origin_allowed(origin.as_deref(), &own, &settings(env).allowed_origins) {
         return Ok(Some(text(403, "WebSocket origin not allowed\n")?));
     }
     Ok(None)
@@ -180,35 +153,4 @@ fn refuse_upgrade(req: &Request, env: &Env) -> Result<Option<Response>> {
 /// pages and this one share a single definition.
 async fn page_asset(env: &Env, asset: &str) -> Result<Response> {
     env.assets("ASSETS")?.fetch(format!("https://assets.invalid{asset}"), None).await
-}
-
-fn text(status: u16, body: &str) -> Result<Response> {
-    let headers = Headers::new();
-    headers.set("Content-Type", "text/plain; charset=utf-8")?;
-    Ok(Response::ok(body)?.with_status(status).with_headers(headers))
-}
-
-fn json_headers() -> Headers {
-    let h = Headers::new();
-    let _ = h.set("Content-Type", "application/json");
-    h
-}
-
-/// CORS as peerjs-server's default (`cors({origin: true})`): reflect the request's Origin.
-fn cors(req: &Request, resp: Response) -> Result<Response> {
-    let headers = resp.headers().clone();
-    if let Some(origin) = req.headers().get("Origin")? {
-        headers.set("Access-Control-Allow-Origin", &origin)?;
-    }
-    headers.append("Vary", "Origin")?;
-    Ok(resp.with_headers(headers))
-}
-
-fn preflight(req: &Request) -> Result<Response> {
-    let headers = Headers::new();
-    headers.set("Access-Control-Allow-Methods", "GET,HEAD,PUT,PATCH,POST,DELETE")?;
-    if let Some(h) = req.headers().get("Access-Control-Request-Headers")? {
-        headers.set("Access-Control-Allow-Headers", &h)?;
-    }
-    cors(req, Response::empty()?.with_status(204).with_headers(headers))
 }

@@ -7,7 +7,5 @@ pub mod hub;
 pub mod limits;
 pub mod peerjs;
 pub mod protocol;
+pub mod queue;
 pub mod settings;
-
-#[cfg(test)]
-mod tests;

@@ -1,15 +1,15 @@
 //! The PeerJS server wire protocol (peerjs-server 1.0.2, as the unmodified `peerjs` 1.5.x
-//! client expects it): message shapes, the exact error strings, and the per-id offline queues.
+//! client expects it): message types, frame shapes, the exact error strings, and the checks made
+//! on a socket's query before it is registered. `docs/PEERJS.md` is the prose version.
 //!
-//! Registration and relay rules live in [`crate::hub`], which owns the sockets; this
-//! module is the vocabulary and the queue bookkeeping.
+//! Registration and relay rules live in [`crate::hub`], which owns the sockets; offline queues in
+//! [`crate::queue`]. This module is the vocabulary.
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
-use std::collections::HashMap;
 
-use crate::limits::{PEERJS_FIELD_MAX, QUEUE_MAX_PER_DST, QUEUE_MAX_TOTAL};
+use crate::limits::PEERJS_FIELD_MAX;
 
 /// Exact strings of peerjs-server (`src/enums.ts`); clients show them to users as-is.
 pub const MSG_NO_PARAMS: &str = "No id, token, or key supplied to websocket server";
@@ -17,12 +17,79 @@ pub const MSG_INVALID_KEY: &str = "Invalid key provided";
 pub const MSG_LIMIT: &str = "Server has reached its concurrent user limit";
 pub const MSG_ID_TAKEN: &str = "ID is taken";
 
-/// The types the server relays between peers. Everything else a client sends (other than
-/// HEARTBEAT) is ignored, as peerjs-server does.
-pub const RELAYED: &[&str] = &["OFFER", "ANSWER", "CANDIDATE", "LEAVE", "EXPIRE"];
+/// The keep-alive frame both protocols use, byte for byte. peerjs sends it every 5 s; the runtime
+/// answers these exact bytes itself (an auto-response), so heartbeats never wake an object.
+pub const HEARTBEAT_FRAME: &str = r#"{"type":"HEARTBEAT"}"#;
+
+/// Every message type of the PeerJS server protocol, in either direction.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "SCREAMING-KEBAB-CASE")]
+pub enum MsgType {
+    /// Server → client: registered.
+    Open,
+    /// Server → client: refused (`payload.msg` says why); the socket is closed after it.
+    Error,
+    /// Server → client: the id is held with another token.
+    IdTaken,
+    /// Client → server keep-alive; never answered by peerjs-server (the runtime echoes ours).
+    Heartbeat,
+    Offer,
+    Answer,
+    Candidate,
+    /// Client → server without `dst`: unregister me. With `dst`: relayed.
+    Leave,
+    /// Server → client: your messages to `src` were never delivered.
+    Expire,
+}
+
+impl MsgType {
+    pub const ALL: [MsgType; 9] = [
+        MsgType::Open,
+        MsgType::Error,
+        MsgType::IdTaken,
+        MsgType::Heartbeat,
+        MsgType::Offer,
+        MsgType::Answer,
+        MsgType::Candidate,
+        MsgType::Leave,
+        MsgType::Expire,
+    ];
+
+    /// The wire spelling, e.g. `"ID-TAKEN"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MsgType::Open => "OPEN",
+            MsgType::Error => "ERROR",
+            MsgType::IdTaken => "ID-TAKEN",
+            MsgType::Heartbeat => "HEARTBEAT",
+            MsgType::Offer => "OFFER",
+            MsgType::Answer => "ANSWER",
+            MsgType::Candidate => "CANDIDATE",
+            MsgType::Leave => "LEAVE",
+            MsgType::Expire => "EXPIRE",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<MsgType> {
+        MsgType::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
+    /// The types the server relays between peers (with a `dst`). Everything else a client sends,
+    /// HEARTBEAT aside, is ignored, as peerjs-server does.
+    pub fn is_relayed(self) -> bool {
+        matches!(self, MsgType::Offer | MsgType::Answer | MsgType::Candidate | MsgType::Leave | MsgType::Expire)
+    }
+
+    /// Relayed types that are queued for an id that is not connected (LEAVE and EXPIRE to an
+    /// offline id are dropped, as in peerjs-server).
+    pub fn is_queued(self) -> bool {
+        matches!(self, MsgType::Offer | MsgType::Answer | MsgType::Candidate)
+    }
+}
 
 /// A PeerJS frame in either direction, owned. Tests and the load generator use this; the
 /// server's relay path uses the borrowed [`Incoming`]/[`Outgoing`] to avoid copying payloads.
+/// `kind` is a string, not a [`MsgType`], so that tests can send the types a server must ignore.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct PeerJsFrame {
     #[serde(rename = "type")]
@@ -33,6 +100,22 @@ pub struct PeerJsFrame {
     pub dst: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload: Option<Value>,
+}
+
+impl PeerJsFrame {
+    /// A frame of a known type with no `src`, `dst` or `payload` (HEARTBEAT, LEAVE…).
+    pub fn bare(kind: MsgType) -> Self {
+        PeerJsFrame { kind: kind.as_str().to_owned(), src: None, dst: None, payload: None }
+    }
+
+    /// A frame for `dst` (what a client sends to relay).
+    pub fn to(kind: MsgType, dst: &str, payload: Option<Value>) -> Self {
+        PeerJsFrame { kind: kind.as_str().to_owned(), src: None, dst: Some(dst.to_owned()), payload }
+    }
+
+    pub fn msg_type(&self) -> Option<MsgType> {
+        MsgType::parse(&self.kind)
+    }
 }
 
 /// A client frame as the relay reads it: the payload stays unparsed JSON text.
@@ -50,7 +133,7 @@ pub struct Incoming<'a> {
 #[derive(Serialize)]
 pub struct Outgoing<'a> {
     #[serde(rename = "type")]
-    pub kind: &'a str,
+    pub kind: MsgType,
     pub src: &'a str,
     pub dst: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -67,12 +150,12 @@ pub fn open_frame() -> String {
     r#"{"type":"OPEN"}"#.to_owned()
 }
 
-// Fix (core tests): `serde_json::json!` sorts keys (no `preserve_order`), which gave
-// `{"payload":…,"type":…}`; peerjs-server sends `type` first, so these use an ordered struct.
+/// `{"type":…,"payload":{"msg":…}}` with `type` first, as peerjs-server sends it. A struct, not
+/// `serde_json::json!`, whose maps sort their keys (`payload` would come first).
 #[derive(Serialize)]
 struct MsgFrame<'a> {
     #[serde(rename = "type")]
-    kind: &'a str,
+    kind: MsgType,
     payload: MsgPayload<'a>,
 }
 
@@ -81,21 +164,21 @@ struct MsgPayload<'a> {
     msg: &'a str,
 }
 
-fn msg_frame(kind: &str, msg: &str) -> String {
+fn msg_frame(kind: MsgType, msg: &str) -> String {
     serde_json::to_string(&MsgFrame { kind, payload: MsgPayload { msg } }).unwrap_or_default()
 }
 
 pub fn error_frame(msg: &str) -> String {
-    msg_frame("ERROR", msg)
+    msg_frame(MsgType::Error, msg)
 }
 
 pub fn id_taken_frame() -> String {
-    msg_frame("ID-TAKEN", MSG_ID_TAKEN)
+    msg_frame(MsgType::IdTaken, MSG_ID_TAKEN)
 }
 
 /// The server-made EXPIRE: "`unreachable` never came online for your messages".
 pub fn expire_frame(unreachable: &str, sender: &str) -> String {
-    Outgoing { kind: "EXPIRE", src: unreachable, dst: sender, payload: None }.to_json()
+    Outgoing { kind: MsgType::Expire, src: unreachable, dst: sender, payload: None }.to_json()
 }
 
 /// The WebSocket query checks peerjs-server makes before looking at the registry, in its
@@ -114,80 +197,6 @@ pub fn check_params(key: Option<&str>, id: Option<&str>, token: Option<&str>, ke
         return Err(error_frame(MSG_NO_PARAMS));
     }
     Ok(())
-}
-
-/// Messages waiting for one offline id. The age of a queue runs from its first message, as in
-/// peerjs-server, so EXPIRE comes `expire_timeout` after the first undelivered message.
-#[derive(Debug)]
-pub struct Queue {
-    pub created_at: u64,
-    /// (sender id, frame ready to send)
-    pub frames: Vec<(String, String)>,
-}
-
-/// All offline queues of one object, bounded per destination and in total.
-#[derive(Debug, Default)]
-pub struct Queues {
-    by_dst: HashMap<String, Queue>,
-    total: usize,
-}
-
-impl Queues {
-    /// Queues `frame` from `src` for `dst`. Returns the new queue's expiry deadline when this
-    /// created a queue (the caller schedules an alarm), `None` otherwise. Over a bound the frame
-    /// is dropped: an id that never comes online cannot make the object grow without limit.
-    pub fn push(&mut self, dst: &str, src: &str, frame: String, now: u64, expire_ms: u64) -> Option<u64> {
-        if self.total >= QUEUE_MAX_TOTAL {
-            return None;
-        }
-        let created = !self.by_dst.contains_key(dst);
-        let q = self.by_dst.entry(dst.to_owned()).or_insert_with(|| Queue { created_at: now, frames: Vec::new() });
-        if q.frames.len() >= QUEUE_MAX_PER_DST {
-            return None;
-        }
-        q.frames.push((src.to_owned(), frame));
-        self.total += 1;
-        created.then_some(now + expire_ms)
-    }
-
-    /// Takes the queue of `dst` for delivery.
-    pub fn take(&mut self, dst: &str) -> Option<Queue> {
-        let q = self.by_dst.remove(dst)?;
-        self.total -= q.frames.len();
-        Some(q)
-    }
-
-    /// Removes every queue at least `expire_ms` old; returns `(dst, distinct senders in first-seen order)`.
-    pub fn expire(&mut self, now: u64, expire_ms: u64) -> Vec<(String, Vec<String>)> {
-        let due: Vec<String> =
-            self.by_dst.iter().filter(|(_, q)| q.created_at + expire_ms <= now).map(|(dst, _)| dst.clone()).collect();
-        let mut out = Vec::with_capacity(due.len());
-        for dst in due {
-            if let Some(q) = self.take(&dst) {
-                let mut senders: Vec<String> = Vec::new();
-                for (src, _) in q.frames {
-                    if !senders.contains(&src) {
-                        senders.push(src);
-                    }
-                }
-                out.push((dst, senders));
-            }
-        }
-        out.sort(); // deterministic order for tests and logs
-        out
-    }
-
-    pub fn next_deadline(&self, expire_ms: u64) -> Option<u64> {
-        self.by_dst.values().map(|q| q.created_at + expire_ms).min()
-    }
-
-    pub fn len(&self) -> usize {
-        self.total
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.total == 0
-    }
 }
 
 #[cfg(test)]
@@ -213,44 +222,23 @@ mod tests {
     }
 
     #[test]
+    fn message_types_spell_as_on_the_wire() {
+        for t in MsgType::ALL {
+            assert_eq!(serde_json::to_string(&t).unwrap(), format!("\"{}\"", t.as_str()));
+            assert_eq!(MsgType::parse(t.as_str()), Some(t));
+        }
+        assert_eq!(MsgType::parse("offer"), None, "types are case-sensitive, as in peerjs-server");
+        assert_eq!(HEARTBEAT_FRAME, serde_json::to_string(&PeerJsFrame::bare(MsgType::Heartbeat)).unwrap());
+    }
+
+    #[test]
     fn frames_are_byte_exact() {
         assert_eq!(open_frame(), r#"{"type":"OPEN"}"#);
         assert_eq!(id_taken_frame(), r#"{"type":"ID-TAKEN","payload":{"msg":"ID is taken"}}"#);
         assert_eq!(error_frame(MSG_INVALID_KEY), r#"{"type":"ERROR","payload":{"msg":"Invalid key provided"}}"#);
         assert_eq!(expire_frame("b", "a"), r#"{"type":"EXPIRE","src":"b","dst":"a"}"#);
         let payload = RawValue::from_string(r#"{"sdp":{"type":"offer"}}"#.into()).unwrap();
-        let out = Outgoing { kind: "OFFER", src: "a", dst: "b", payload: Some(&payload) };
+        let out = Outgoing { kind: MsgType::Offer, src: "a", dst: "b", payload: Some(&payload) };
         assert_eq!(out.to_json(), r#"{"type":"OFFER","src":"a","dst":"b","payload":{"sdp":{"type":"offer"}}}"#);
-    }
-
-    #[test]
-    fn queue_age_runs_from_first_message_and_senders_are_distinct() {
-        let mut q = Queues::default();
-        assert_eq!(q.push("b", "a", "1".into(), 1000, 5000), Some(6000));
-        assert_eq!(q.push("b", "c", "2".into(), 3000, 5000), None);
-        assert_eq!(q.push("b", "a", "3".into(), 4000, 5000), None);
-        assert_eq!(q.next_deadline(5000), Some(6000));
-        assert!(q.expire(5999, 5000).is_empty());
-        assert_eq!(q.expire(6000, 5000), vec![("b".to_string(), vec!["a".to_string(), "c".to_string()])]);
-        assert!(q.is_empty());
-    }
-
-    #[test]
-    fn queues_are_bounded() {
-        let mut q = Queues::default();
-        for i in 0..QUEUE_MAX_PER_DST + 10 {
-            q.push("b", "a", i.to_string(), 0, 5000);
-        }
-        assert_eq!(q.len(), QUEUE_MAX_PER_DST);
-        let mut i = 0;
-        while q.len() < QUEUE_MAX_TOTAL {
-            q.push(&format!("d{i}"), "a", String::new(), 0, 5000);
-            i += 1;
-        }
-        assert_eq!(q.push("new", "a", String::new(), 0, 5000), None);
-        assert_eq!(q.len(), QUEUE_MAX_TOTAL);
-        let taken = q.take("b").unwrap();
-        assert_eq!(taken.frames.len(), QUEUE_MAX_PER_DST);
-        assert_eq!(q.len(), QUEUE_MAX_TOTAL - QUEUE_MAX_PER_DST);
     }
 }

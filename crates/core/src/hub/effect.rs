@@ -1,0 +1,73 @@
+//! What the core asks the shell to do, and what it asks the shell to keep for it.
+
+use std::rc::Rc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::{ChatRecord, Member};
+
+/// Identifies one socket for the lifetime of its connection (the shell keeps it in the socket's
+/// attachment, so it survives hibernation).
+pub type Sid = u64;
+
+/// Close codes the server uses (documented in `docs/PROTOCOL.md`).
+pub mod close {
+    /// After an ERROR or ID-TAKEN frame, as peerjs-server closes after them.
+    pub const NORMAL: u16 = 1000;
+    /// Another connection took over this socket's PeerJS id or roster entry.
+    pub const REPLACED: u16 = 4000;
+    /// Nothing received for `ALIVE_TIMEOUT_MS`.
+    pub const ALIVE_TIMEOUT: u16 = 4001;
+}
+
+pub type Effects = Vec<Effect>;
+
+/// What the shell must do. Effects of one event are carried out in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Send a text frame. One frame shared by many sends is serialised once.
+    Send { to: Sid, frame: Rc<str> },
+    /// Close a socket and forget it. The core always stores a [`Role::Retired`] attachment for it
+    /// first, so the socket is never restored as anyone, whatever the runtime does with it after.
+    Close { sid: Sid, code: u16, reason: &'static str },
+    /// Store this as the socket's attachment: what must survive hibernation.
+    Attach { sid: Sid, attachment: Attachment },
+    /// Write this chat record to storage now, then report the outcome with
+    /// [`super::Hub::chat_stored`] and carry out the effects it returns right after this one.
+    /// Nobody is sent the record before it is stored.
+    StoreChat(ChatRecord),
+    /// Make sure the object's alarm fires no later than this (ms since the epoch).
+    SetAlarm { at_ms: u64 },
+}
+
+/// The answer to a new PeerJS socket.
+#[derive(Debug, PartialEq)]
+pub enum Admission {
+    /// Accept the socket (for hibernation) and carry out these effects.
+    Accepted(Effects),
+    /// Do not accept it into the object: send this frame on it and close it. Nothing changed.
+    Refused { frame: String },
+}
+
+/// Per-socket state that survives hibernation, stored in the socket's attachment. Kept small:
+/// workerd allows 2,048 bytes.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Attachment {
+    pub sid: Sid,
+    /// When the socket connected (ms); with the runtime's last auto-response time it gives the
+    /// liveness of a socket after a wake-up.
+    pub since: u64,
+    pub role: Role,
+}
+
+/// What a socket is to the object. The same enum is the live state and the attachment.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub enum Role {
+    /// Registered PeerJS socket.
+    PeerJs { id: String, token: String },
+    /// Room socket; `member` once joined.
+    Room { member: Option<Member> },
+    /// Owns nothing: closed by the server, replaced, or unregistered by a PeerJS LEAVE without
+    /// `dst`. Still connected; its frames are ignored.
+    Retired,
+}

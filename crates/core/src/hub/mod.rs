@@ -1,0 +1,366 @@
+//! The state machine of one Durable Object: its sockets, the PeerJS registry and offline
+//! queues, the room roster and chat. Events go in (a socket opened, sent a frame, closed; the
+//! alarm fired), [`Effect`]s come out for the shell to carry out. Nothing here touches
+//! `worker`, so `cargo test` runs every rule natively.
+//!
+//! Two kinds of socket share one object, because joining the room must be proved against the
+//! PeerJS registry of the same room:
+//! - a **PeerJS socket** speaks the PeerJS server protocol and owns one peer id
+//!   ([`registry`]: registration, relay, offline queues);
+//! - a **room socket** speaks the room protocol ([`crate::protocol`]) and, once joined, is
+//!   the roster entry of one PeerJS id it proved it owns by presenting that id's token
+//!   ([`roster`]: join, chat, media, leave).
+//!
+//! This file holds what both halves share: the sockets, the per-frame checks (liveness, rate,
+//! size), the alarm, and the rebuild after hibernation.
+
+mod effect;
+mod registry;
+mod roster;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+pub use effect::{close, Admission, Attachment, Effect, Effects, Role, Sid};
+
+use crate::chat::ChatLog;
+use crate::limits::{Config, Rate, TokenBucket, MAX_FRAME_BYTES};
+use crate::protocol::{ChatRecord, ErrorCode, LeaveReason};
+use crate::queue::Queues;
+use registry::Registration;
+use roster::Seat;
+
+/// What a socket is to the live hub (its attachment, [`Role`], also carries what the hub keeps
+/// elsewhere: the token in the registry, the member in the roster).
+#[derive(Debug, Clone, PartialEq)]
+enum SocketKind {
+    PeerJs { id: String },
+    Room { peer_id: Option<String> },
+    Retired,
+}
+
+#[derive(Debug)]
+struct Socket {
+    kind: SocketKind,
+    since: u64,
+    last_seen: u64,
+    bucket: TokenBucket,
+    /// True while frames are being dropped by the rate limit, so only the first gets an error.
+    limited: bool,
+}
+
+/// What the per-frame checks decided about a frame.
+enum Admit {
+    /// Process it; the socket is of this kind.
+    Process,
+    /// Drop it (effects, if any, were already added).
+    Drop,
+}
+
+/// Counts for the stats endpoint, tests and benchmarks.
+#[derive(Serialize, Debug, Default, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct HubStats {
+    pub sockets: usize,
+    pub registered: usize,
+    pub members: usize,
+    pub queued: usize,
+    pub chat: usize,
+}
+
+pub struct Hub {
+    config: Config,
+    sockets: HashMap<Sid, Socket>,
+    registry: HashMap<String, Registration>,
+    roster: HashMap<String, Seat>,
+    queues: Queues,
+    /// Chat history; `None` until the shell has loaded it from storage (see [`Hub::wants_chat`]).
+    chat: Option<ChatLog>,
+    /// Records asked to be stored ([`Effect::StoreChat`]) and not yet confirmed.
+    storing: Vec<ChatRecord>,
+    /// The alarm time the shell was last asked for; `None` if unknown or none pending.
+    alarm_at: Option<u64>,
+    /// Set after a restore: the next event recomputes the alarm from every deadline.
+    rescan_alarm: bool,
+    /// Last [`Seat::order`] handed out.
+    joins: u64,
+    /// Effects decided during a restore, sent ahead of the first event's own.
+    pending: Effects,
+}
+
+impl Hub {
+    pub fn new(config: Config) -> Self {
+        Hub {
+            config,
+            sockets: HashMap::new(),
+            registry: HashMap::new(),
+            roster: HashMap::new(),
+            queues: Queues::default(),
+            chat: None,
+            storing: Vec::new(),
+            alarm_at: None,
+            rescan_alarm: false,
+            joins: 0,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Rebuilds the object after hibernation or a restart from what survived: each open socket's
+    /// attachment with the time the runtime last answered its heartbeat. Chat is loaded later,
+    /// when first needed ([`Hub::wants_chat`]). Offline queues are memory-only; they live ~5 s,
+    /// well under the idle time before hibernation, and a lost one costs a sender its EXPIRE, not
+    /// a message to a live peer.
+    pub fn restore(config: Config, sockets: Vec<(Attachment, Option<u64>)>) -> Self {
+        let mut hub = Hub::new(config);
+        // Older connections first, so if two sockets ever claim one id the newest wins.
+        let mut sockets = sockets;
+        sockets.sort_by_key(|(a, _)| a.since);
+        for (att, heartbeat) in sockets {
+            let last_seen = heartbeat.unwrap_or(0).max(att.since);
+            let kind = match att.role {
+                Role::PeerJs { id, token } => hub.restore_registration(att.sid, id, token),
+                Role::Room { member: Some(member) } => hub.restore_seat(att.sid, member),
+                Role::Room { member: None } => SocketKind::Room { peer_id: None },
+                Role::Retired => SocketKind::Retired,
+            };
+            let rate = hub.rate_for(&kind);
+            hub.sockets.insert(
+                att.sid,
+                Socket { kind, since: att.since, last_seen, bucket: TokenBucket::new(rate, last_seen), limited: false },
+            );
+        }
+        let mut pending = Vec::new();
+        hub.unseat_orphans(&mut pending);
+        hub.pending = pending;
+        hub.rescan_alarm = true;
+        hub
+    }
+
+    /// A socket that an attachment of a newer socket displaced: it owns nothing any more.
+    fn retire_silently(&mut self, sid: Sid) {
+        if let Some(s) = self.sockets.get_mut(&sid) {
+            s.kind = SocketKind::Retired;
+        }
+    }
+
+    fn rate_for(&self, kind: &SocketKind) -> Rate {
+        match kind {
+            SocketKind::PeerJs { .. } => self.config.peerjs_rate,
+            _ => self.config.room_rate,
+        }
+    }
+
+    /// Replaces the ICE server list sent in future `welcome`s (fresh TURN credentials).
+    pub fn set_ice_servers(&mut self, ice: serde_json::Value) {
+        self.config.ice_servers = ice;
+    }
+
+    pub fn stats(&self) -> HubStats {
+        HubStats {
+            sockets: self.sockets.len(),
+            registered: self.registry.len(),
+            members: self.roster.len(),
+            queued: self.queues.len(),
+            chat: self.chat.as_ref().map_or(0, ChatLog::len),
+        }
+    }
+
+    /// Whether the shell must call [`Hub::load_chat`] before handing over a frame of `sid`:
+    /// chat is read from storage only when a room socket first speaks, so wake-ups for alarms
+    /// and PeerJS relays never touch it.
+    pub fn wants_chat(&self, sid: Sid) -> bool {
+        self.chat.is_none() && matches!(self.sockets.get(&sid).map(|s| &s.kind), Some(SocketKind::Room { .. }))
+    }
+
+    /// Installs the stored chat history (newest first or oldest first; it is sorted by id).
+    pub fn load_chat(&mut self, records: Vec<ChatRecord>) {
+        self.chat = Some(ChatLog::restore(records));
+    }
+
+    /// The chat log, loading nothing: an object whose shell never loaded the history (no room
+    /// socket spoke yet) starts one from empty, which only happens in a brand-new room.
+    fn chat_log(&mut self) -> &mut ChatLog {
+        self.chat.get_or_insert_with(ChatLog::default)
+    }
+
+    /// Registered PeerJS ids, for the discovery endpoint.
+    pub fn peer_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.registry.keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    // ----- events ----------------------------------------------------------------------------
+
+    /// A room socket was accepted.
+    pub fn on_room_open(&mut self, sid: Sid, now: u64) -> Effects {
+        let mut fx = Vec::new();
+        self.add_socket(sid, SocketKind::Room { peer_id: None }, now, &mut fx);
+        fx.push(Effect::Attach { sid, attachment: Attachment { sid, since: now, role: Role::Room { member: None } } });
+        self.finish(fx)
+    }
+
+    fn add_socket(&mut self, sid: Sid, kind: SocketKind, now: u64, fx: &mut Effects) {
+        let rate = self.rate_for(&kind);
+        self.sockets.insert(
+            sid,
+            Socket { kind, since: now, last_seen: now, bucket: TokenBucket::new(rate, now), limited: false },
+        );
+        self.schedule(now.saturating_add(self.config.alive_timeout_ms), fx);
+    }
+
+    /// A binary frame of `len` bytes arrived. Neither protocol uses binary frames.
+    pub fn on_binary(&mut self, sid: Sid, len: usize, now: u64) -> Effects {
+        let mut fx = Vec::new();
+        if let Admit::Process = self.admit(sid, len, now, &mut fx) {
+            if self.is_room_socket(sid) {
+                self.room_error(sid, ErrorCode::BinaryUnsupported, "binary frames are not supported", &mut fx);
+            }
+        }
+        self.finish(fx)
+    }
+
+    /// A text frame arrived.
+    pub fn on_text(&mut self, sid: Sid, text: &str, now: u64) -> Effects {
+        let mut fx = Vec::new();
+        if let Admit::Process = self.admit(sid, text.len(), now, &mut fx) {
+            match self.sockets.get(&sid).map(|s| &s.kind) {
+                Some(SocketKind::PeerJs { id }) => {
+                    let id = id.clone();
+                    self.peerjs_frame(&id, text, now, &mut fx);
+                }
+                Some(SocketKind::Room { .. }) => self.room_frame(sid, text, now, &mut fx),
+                _ => {}
+            }
+        }
+        self.finish(fx)
+    }
+
+    fn is_room_socket(&self, sid: Sid) -> bool {
+        matches!(self.sockets.get(&sid).map(|s| &s.kind), Some(SocketKind::Room { .. }))
+    }
+
+    /// Liveness, rate and size checks common to every frame, in that order: a frame refused by
+    /// the rate limit costs nothing more.
+    fn admit(&mut self, sid: Sid, len: usize, now: u64, fx: &mut Effects) -> Admit {
+        let Some(sock) = self.sockets.get_mut(&sid) else { return Admit::Drop };
+        sock.last_seen = sock.last_seen.max(now);
+        let is_room = matches!(sock.kind, SocketKind::Room { .. });
+        if sock.kind == SocketKind::Retired {
+            return Admit::Drop;
+        }
+        if !sock.bucket.take(now) {
+            let first = !sock.limited;
+            sock.limited = true;
+            if first && is_room {
+                self.room_error(sid, ErrorCode::RateLimited, "too many messages; slow down", fx);
+            }
+            return Admit::Drop;
+        }
+        sock.limited = false;
+        if len > MAX_FRAME_BYTES {
+            if is_room {
+                let msg = format!("frames are limited to {} KiB", MAX_FRAME_BYTES / 1024);
+                self.room_error(sid, ErrorCode::FrameTooLarge, msg, fx);
+            }
+            return Admit::Drop;
+        }
+        Admit::Process
+    }
+
+    /// A socket closed (client close, or error). Its state goes; nothing is sent to it.
+    pub fn on_close(&mut self, sid: Sid) -> Effects {
+        let mut fx = Vec::new();
+        if let Some(sock) = self.sockets.remove(&sid) {
+            self.release(sid, sock.kind, false, &mut fx);
+        }
+        self.finish(fx)
+    }
+
+    /// The alarm fired. `heartbeats` are the times the runtime last auto-answered a HEARTBEAT
+    /// on each socket (those never reach [`Hub::on_text`]).
+    pub fn on_alarm(&mut self, now: u64, heartbeats: &[(Sid, u64)]) -> Effects {
+        let mut fx = Vec::new();
+        for (sid, at) in heartbeats {
+            if let Some(s) = self.sockets.get_mut(sid) {
+                s.last_seen = s.last_seen.max(*at);
+            }
+        }
+        let alive = self.config.alive_timeout_ms;
+        let mut dead: Vec<Sid> =
+            self.sockets.iter().filter(|(_, s)| s.last_seen.saturating_add(alive) <= now).map(|(k, _)| *k).collect();
+        dead.sort();
+        for sid in dead {
+            if let Some(sock) = self.sockets.remove(&sid) {
+                close_socket(&mut fx, sid, sock.since, close::ALIVE_TIMEOUT, "alive timeout");
+                self.release(sid, sock.kind, true, &mut fx);
+            }
+        }
+        self.expire_queues(now, &mut fx);
+        // The fired alarm is spent: compute the next one from scratch.
+        self.alarm_at = None;
+        self.rescan_alarm = true;
+        self.finish(fx)
+    }
+
+    /// Drops what a closed (or timed-out, or unregistered) socket owned and tells the room.
+    fn release(&mut self, sid: Sid, kind: SocketKind, timed_out: bool, fx: &mut Effects) {
+        match kind {
+            SocketKind::PeerJs { id } => self.unregister(sid, &id, timed_out, fx),
+            SocketKind::Room { peer_id: Some(peer_id) } => {
+                let reason = if timed_out { LeaveReason::Timeout } else { LeaveReason::Closed };
+                self.vacate(sid, &peer_id, reason, fx);
+            }
+            SocketKind::Room { peer_id: None } | SocketKind::Retired => {}
+        }
+    }
+
+    // ----- alarm -----------------------------------------------------------------------------
+
+    /// Asks for an alarm at `deadline` if none is due earlier. Deadlines only appear when a
+    /// socket opens or a queue starts, so ordinary traffic never touches the alarm.
+    fn schedule(&mut self, deadline: u64, fx: &mut Effects) {
+        if self.alarm_at.is_none_or(|at| deadline < at) {
+            self.alarm_at = Some(deadline);
+            fx.push(Effect::SetAlarm { at_ms: deadline });
+        }
+    }
+
+    fn next_deadline(&self) -> Option<u64> {
+        let alive = self.config.alive_timeout_ms;
+        let sockets = self.sockets.values().map(|s| s.last_seen.saturating_add(alive)).min();
+        let queues = self.queues.next_deadline(self.config.expire_timeout_ms);
+        sockets.into_iter().chain(queues).min()
+    }
+
+    /// Every event's effects pass through here: effects decided during a restore go first, and
+    /// after a restore or a fired alarm the next alarm is computed from every deadline.
+    fn finish(&mut self, mut fx: Effects) -> Effects {
+        if !self.pending.is_empty() {
+            let mut first = std::mem::take(&mut self.pending);
+            first.append(&mut fx);
+            fx = first;
+        }
+        if self.rescan_alarm {
+            self.rescan_alarm = false;
+            if let Some(at) = self.next_deadline() {
+                self.alarm_at = None;
+                self.schedule(at, &mut fx);
+            }
+        }
+        fx
+    }
+}
+
+fn send(fx: &mut Effects, to: Sid, frame: String) {
+    fx.push(Effect::Send { to, frame: frame.into() });
+}
+
+/// Retires a socket's attachment, then closes it (see [`Effect::Close`]).
+fn close_socket(fx: &mut Effects, sid: Sid, since: u64, code: u16, reason: &'static str) {
+    fx.push(Effect::Attach { sid, attachment: Attachment { sid, since, role: Role::Retired } });
+    fx.push(Effect::Close { sid, code, reason });
+}
