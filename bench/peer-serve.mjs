@@ -2,8 +2,8 @@
 //   node bench/peer-serve.mjs --port P
 // Same defaults as `npx peerjs --port P` (path "/", key "peerjs", alive_timeout 90 s) except
 // concurrent_limit, raised so that the join storm measures the server rather than its cap.
-// An 'error' listener is required: without one a non-JSON frame kills the process (see
-// /work/shared/reference/peerjs-protocol.md §2.3). GET /__bench/stats counts the frames the
+// An 'error' listener is required: without one a non-JSON frame kills the process (peerjs-server
+// emits 'error' for it, and Node throws an unhandled 'error' event). GET /__bench/stats counts the frames the
 // server handled (its 'message' events: every frame, HEARTBEAT included, runs JS).
 // Prints "READY <url>"; exits on SIGTERM/SIGINT.
 import { PeerServer } from "peer";

@@ -1,4 +1,4 @@
-// The original design's room fan-out on Socket.IO (see /work/shared/reference/original-design.txt),
+// The original design's room fan-out on Socket.IO (a Node "Teams clone": Express, Socket.IO, PeerJS),
 // kept as a comparison baseline for edge-meet's room protocol:
 //   join-room(roomId, userId)  -> socket.join(room); socket.to(room).emit("call-connected", userId)
 //   send(roomId, message)      -> io.to(room).emit("receive", {message, name})

@@ -52,3 +52,22 @@ pub fn combine(base: &Value, turn: &[Value]) -> Value {
     all.extend(turn.iter().cloned());
     Value::Array(all)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn turn_entries_follow_the_configured_servers() {
+        let base = json!([{ "urls": "stun:a" }]);
+        let turn = vec![json!({ "urls": ["turn:b"], "username": "u", "credential": "c" })];
+        assert_eq!(
+            combine(&base, &turn),
+            json!([{ "urls": "stun:a" }, { "urls": ["turn:b"], "username": "u", "credential": "c" }])
+        );
+        assert_eq!(combine(&json!([]), &turn), json!(turn));
+        assert_eq!(combine(&base, &[]), base, "a failed mint leaves the list alone");
+        assert_eq!(combine(&json!({"not": "a list"}), &turn), json!(turn), "a malformed base is ignored");
+    }
+}

@@ -21,6 +21,7 @@ pub mod shell;
 use std::rc::Rc;
 use std::sync::Once;
 
+use edge_meet_core::protocol::ROOM_ID_MAX;
 use edge_meet_core::settings::Settings;
 use http::{cors, json_headers, peerjs_query, preflight, reject_peerjs, text};
 use route::{Route, Target};
@@ -74,7 +75,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
             if page && wants_html {
                 return Ok(page_asset(&env, "/room").await?.with_status(400));
             }
-            text(400, "Invalid room id: use 1 to 64 letters, digits, '-' or '_'.\n")
+            text(400, &format!("Invalid room id: use 1 to {ROOM_ID_MAX} letters, digits, '-' or '_'.\n"))
         }
         Route::NotFound => text(404, "Not found\n"),
         Route::PeerJsInfo => cors(&req, Response::ok(PEERJS_INFO)?.with_headers(json_headers())),

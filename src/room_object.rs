@@ -20,7 +20,7 @@ pub struct PeerServer(Shell);
 // `#[durable_object(alarm)]` exports the constructor, `fetch` and `alarm` (async: they await
 // storage and the network). The three WebSocket handlers are exported below as plain
 // synchronous methods instead of the macro's `async` ones, which wrap every frame in a future,
-// a Promise and a JS closure (BENCHMARKS.md, "Synchronous WebSocket handlers").
+// a Promise and a JS closure (BENCHMARKS.md, "The WebSocket handlers are synchronous").
 macro_rules! delegate {
     ($class:ident, $kind:expr) => {
         impl DurableObject for $class {

@@ -1,6 +1,7 @@
 //! The routing table: request path → [`Route`]. Pure, so every path rule (room-id validation
 //! included) is unit-tested natively. The Worker entry and the Durable Objects both use it, so
-//! the two can never disagree about what a path means.
+//! the two can never disagree about what a path means. The room-id rule itself is part of the
+//! wire vocabulary ([`edge_meet_core::protocol::valid_room_id`]).
 //!
 //! ```text
 //! /room/{room}                     meeting page
@@ -15,6 +16,8 @@
 //! ```
 
 /// Which Durable Object serves a request.
+use edge_meet_core::protocol::valid_room_id;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target<'a> {
     /// The room's object (`ROOMS`, named by the room id).
@@ -51,14 +54,6 @@ pub enum Route<'a> {
         page: bool,
     },
     NotFound,
-}
-
-pub const ROOM_ID_MAX: usize = 64;
-
-/// Room ids are what people type and share: letters, digits, `-` and `_`, at most 64. Keeping
-/// them this plain means no percent-encoding ambiguity and no path tricks (`..`, `%2F`).
-pub fn valid_room_id(id: &str) -> bool {
-    (1..=ROOM_ID_MAX).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 pub fn parse(path: &str) -> Route<'_> {

@@ -162,7 +162,7 @@ impl Shell {
 
     /// A frame from a socket. Synchronous from end to end: nothing on this path awaits, so the
     /// handler returns no Promise and runs no future machinery per frame (the relay's hot path;
-    /// BENCHMARKS.md, "Synchronous WebSocket handlers").
+    /// BENCHMARKS.md, "The WebSocket handlers are synchronous").
     pub fn message(&self, ws: &WebSocket, msg: &JsValue) {
         bump(&self.events.message);
         let Some(sid) = self.sid_of(ws) else { return };

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use edge_meet_blackbox::*;
-use edge_meet_core::protocol::{ChatRecord, ErrorCode, ServerFrame};
+use edge_meet_core::protocol::{ErrorCode, ServerFrame};
 use serde_json::{json, Value};
 
 const ROOM: &str = "hostile";
@@ -20,13 +20,6 @@ struct Bench {
     cases: Vec<String>,
 }
 
-async fn expect_chat(ws: &mut Ws) -> ChatRecord {
-    match ws.recv_server().await {
-        ServerFrame::Chat { message } => message,
-        other => panic!("[{}] expected chat, got {other:?}", ws.label),
-    }
-}
-
 impl Bench {
     /// Records that `case` was checked and proves the room still works: a speaker chats and
     /// the watcher (and both speakers) receive exactly that message next.
@@ -36,12 +29,12 @@ impl Bench {
         self.probes += 1;
         let text = format!("probe {} after: {case}", self.probes);
         let i = self.probes % self.speakers.len();
-        self.speakers[i].room.send_json(&json!({"type": "chat", "text": text})).await;
-        let r = expect_chat(&mut self.watcher.room).await;
+        self.speakers[i].room.send_chat(&text).await;
+        let r = self.watcher.room.expect_chat().await;
         assert_eq!(r.text, text, "watcher after case {case:?}");
         assert_eq!(r.peer_id, self.speakers[i].id);
         for s in self.speakers.iter_mut().chain(self.extra.iter_mut()) {
-            assert_eq!(expect_chat(&mut s.room).await, r, "member after case {case:?}");
+            assert_eq!(s.room.expect_chat().await, r, "member after case {case:?}");
         }
         // Two speakers take turns, each well under RATE_PER_SEC.
         tokio::time::sleep(Duration::from_millis(60)).await;
@@ -243,10 +236,10 @@ async fn hostile_input_never_disturbs_a_well_behaved_room() {
         .room
         .send_json(&json!({"type": "chat", "text": "I am the watcher", "name": "Watcher", "peerId": "watcher"}))
         .await;
-    let r = expect_chat(&mut b.watcher.room).await;
+    let r = b.watcher.room.expect_chat().await;
     assert_eq!((r.peer_id.as_str(), r.name.as_str(), r.text.as_str()), ("hx", html, "I am the watcher"));
     for ws in b.others() {
-        assert_eq!(expect_chat(ws).await, r);
+        assert_eq!(ws.expect_chat().await, r);
     }
     b.done("chat with spoofed name and peerId").await;
 
@@ -269,13 +262,13 @@ async fn hostile_input_never_disturbs_a_well_behaved_room() {
     }
     let mut seen = Vec::new();
     while seen.len() < echoed.len() {
-        seen.push(expect_chat(&mut b.watcher.room).await.text);
+        seen.push(b.watcher.room.expect_chat().await.text);
     }
     b.watcher.room.expect_no_frame(100).await;
     let n = echoed.len();
     for ws in b.others() {
         for _ in 0..n {
-            expect_chat(ws).await;
+            ws.expect_chat().await;
         }
     }
     println!("flood: 60 chats sent at once, {n} admitted, {limited} rate-limited error(s)");
@@ -293,10 +286,10 @@ async fn hostile_input_never_disturbs_a_well_behaved_room() {
     // The bucket refills: the flooder may speak again.
     tokio::time::sleep(Duration::from_millis(1200)).await;
     b.extra[1].room.send_json(&json!({"type": "chat", "text": "calm again"})).await;
-    let r = expect_chat(&mut b.watcher.room).await;
+    let r = b.watcher.room.expect_chat().await;
     assert_eq!((r.text.as_str(), r.peer_id.as_str()), ("calm again", "flooder"));
     for ws in b.others() {
-        assert_eq!(expect_chat(ws).await, r);
+        assert_eq!(ws.expect_chat().await, r);
     }
     b.done("rate limit recovers after a pause").await;
     // A flood of frames that need no answer still gets exactly one rate-limited error.

@@ -1,5 +1,5 @@
 //! Frame-by-frame conformance of the PeerJS servers (per room under `/room/{room}/` and the
-//! global drop-in under `/peerjs/`) with `shared/reference/peerjs-protocol.md` §2, §2.5, §5, §7.
+//! global drop-in under `/peerjs/`) with what the unmodified client expects (docs/PEERJS.md, the checklist).
 //! Every frame is compared byte for byte.
 
 use std::sync::OnceLock;

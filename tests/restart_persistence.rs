@@ -4,15 +4,11 @@
 use std::time::Instant;
 
 use edge_meet_blackbox::*;
-use edge_meet_core::protocol::{ChatRecord, ServerFrame};
-use serde_json::json;
+use edge_meet_core::protocol::{ChatRecord, ClientFrame, ServerFrame};
 
 async fn chat(c: &mut Client, text: &str) -> ChatRecord {
-    c.room.send_json(&json!({"type": "chat", "text": text})).await;
-    match c.room.recv_server().await {
-        ServerFrame::Chat { message } => message,
-        other => panic!("expected chat, got {other:?}"),
-    }
+    c.room.send_chat(text).await;
+    c.room.expect_chat().await
 }
 
 #[tokio::test]
@@ -33,7 +29,11 @@ async fn chat_history_survives_a_killed_server() {
     // A long history: only the newest CHAT_HISTORY (200) come in a welcome.
     let long_room = "long-room";
     let mut lena = join(server.port, long_room, "lena", "Lena").await;
-    lena.room.send_burst((1..=205).map(|i| json!({"type": "chat", "text": format!("m{i}")}).to_string())).await;
+    lena.room
+        .send_burst(
+            (1..=205).map(|i| serde_json::to_string(&ClientFrame::Chat { text: format!("m{i}") }).unwrap_or_default()),
+        )
+        .await;
     let mut long = Vec::new();
     let t_burst = Instant::now();
     for _ in 0..205 {

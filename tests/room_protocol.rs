@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use edge_meet_blackbox::*;
 use edge_meet_core::protocol::{
-    ChatRecord, ClientFrame, ErrorCode, LeaveReason, MediaPatch, MediaState, Member, RoomLimits, ServerFrame,
+    ClientFrame, ErrorCode, LeaveReason, MediaPatch, MediaState, Member, RoomLimits, ServerFrame,
 };
 use serde_json::json;
 
@@ -19,13 +19,6 @@ fn server() -> &'static Server {
 
 fn port() -> u16 {
     server().port
-}
-
-async fn expect_chat(ws: &mut Ws) -> ChatRecord {
-    match ws.recv_server().await {
-        ServerFrame::Chat { message } => message,
-        other => panic!("[{}] expected chat, got {other:?}", ws.label),
-    }
 }
 
 async fn expect_frame(ws: &mut Ws, expected: &ServerFrame) {
@@ -85,9 +78,9 @@ async fn three_clients_end_to_end() {
                 &json!({"type": "chat", "text": text, "name": "Mallory", "peerId": "mallory", "id": 99, "ts": 1}),
             )
             .await;
-        let a = expect_chat(&mut alice.room).await;
-        let b = expect_chat(&mut bob.room).await;
-        let c = expect_chat(&mut carol.room).await;
+        let a = alice.room.expect_chat().await;
+        let b = bob.room.expect_chat().await;
+        let c = carol.room.expect_chat().await;
         assert_eq!(a, b);
         assert_eq!(a, c);
         let name = match who {
@@ -108,7 +101,10 @@ async fn three_clients_end_to_end() {
     for c in [&mut alice, &mut bob, &mut carol] {
         expect_frame(&mut c.room, &ServerFrame::PeerMedia { peer_id: "bob".into(), media: bob_media }).await;
     }
-    alice.room.send_text(r#"{"type":"media","mic":false,"hand":true}"#).await;
+    alice
+        .room
+        .send_frame(&ClientFrame::Media(MediaPatch { mic: Some(false), hand: Some(true), ..Default::default() }))
+        .await;
     let alice_media = MediaState { hand: true, ..Default::default() };
     for c in [&mut alice, &mut bob, &mut carol] {
         expect_frame(&mut c.room, &ServerFrame::PeerMedia { peer_id: "alice".into(), media: alice_media }).await;
@@ -120,11 +116,11 @@ async fn three_clients_end_to_end() {
     for c in [&mut alice, &mut bob] {
         expect_frame(&mut c.room, &ServerFrame::PeerLeft { peer_id: "carol".into(), reason: LeaveReason::Leave }).await;
     }
-    carol.room.send_text(r#"{"type":"chat","text":"am I here?"}"#).await;
+    carol.room.send_chat("am I here?").await;
     carol.room.expect_error(ErrorCode::NotJoined).await;
-    alice.room.send_text(r#"{"type":"chat","text":"after carol left"}"#).await;
-    records.push(expect_chat(&mut alice.room).await);
-    assert_eq!(expect_chat(&mut bob.room).await, records[3]);
+    alice.room.send_chat("after carol left").await;
+    records.push(alice.room.expect_chat().await);
+    assert_eq!(bob.room.expect_chat().await, records[3]);
     carol.room.expect_no_frame(300).await;
 
     // A late joiner gets the whole history and the current media state in its welcome.
@@ -175,7 +171,7 @@ async fn three_clients_end_to_end() {
     let ld = expect_peer_left(&mut dave.room, "carol", LeaveReason::Disconnected, t0).await;
     println!("peer-left after PeerJS socket close: {la:.1?} / {ld:.1?}");
     // Her room socket is open but no longer joined.
-    carol.room.send_text(r#"{"type":"chat","text":"x"}"#).await;
+    carol.room.send_chat("x").await;
     carol.room.expect_error(ErrorCode::NotJoined).await;
     alice.room.expect_no_frame(200).await;
     dave.room.expect_no_frame(10).await;
@@ -214,10 +210,10 @@ async fn reconnect_replaces_the_old_room_socket() {
     for ws in [&mut alice.room, &mut bob.room] {
         expect_frame(ws, &ServerFrame::PeerJoined { peer: carol.me.clone() }).await;
     }
-    alice.room.send_text(r#"{"type":"chat","text":"before reconnect"}"#).await;
-    let rec = expect_chat(&mut alice.room).await;
-    expect_chat(&mut bob.room).await;
-    expect_chat(&mut carol_room).await;
+    alice.room.send_chat("before reconnect").await;
+    let rec = alice.room.expect_chat().await;
+    bob.room.expect_chat().await;
+    carol_room.expect_chat().await;
 
     // The room is full (3/3), yet the same person reconnecting is allowed: it is a replace.
     let mut second = connect(port(), &format!("/room/{room}/ws")).await.labelled("alice #2");
@@ -239,11 +235,11 @@ async fn reconnect_replaces_the_old_room_socket() {
     alice.room.expect_close(4000).await;
     bob.room.expect_no_frame(300).await;
     // The new socket is the member now.
-    second.send_text(r#"{"type":"chat","text":"after reconnect"}"#).await;
-    let r2 = expect_chat(&mut second).await;
+    second.send_chat("after reconnect").await;
+    let r2 = second.expect_chat().await;
     assert_eq!((r2.id, r2.name.as_str()), (rec.id + 1, "Alice Again"));
-    assert_eq!(expect_chat(&mut bob.room).await, r2);
-    assert_eq!(expect_chat(&mut carol_room).await, r2);
+    assert_eq!(bob.room.expect_chat().await, r2);
+    assert_eq!(carol_room.expect_chat().await, r2);
 }
 
 #[tokio::test]
@@ -308,7 +304,7 @@ async fn origin_policy_for_websocket_upgrades() {
             if path.contains("peerjs?") {
                 ws.expect_text(OPEN).await;
             } else {
-                ws.send_text(r#"{"type":"chat","text":"x"}"#).await;
+                ws.send_chat("x").await;
                 ws.expect_error(ErrorCode::NotJoined).await;
             }
             ws.close().await;

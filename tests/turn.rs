@@ -193,7 +193,7 @@ async fn rooms_mint_turn_credentials_and_survive_a_failing_or_silent_api() {
 
     // The room keeps serving: the two in the first room still talk.
     let (mut ann, mut ben) = (ann, ben);
-    ann.room.send_json(&json!({"type": "chat", "text": "still here"})).await;
+    ann.room.send_chat("still here").await;
     for c in [&mut ann, &mut ben] {
         let mut got = c.room.recv_json().await;
         if got["type"] == "peer-joined" {

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use edge_meet_core::protocol::{ErrorCode, Member, ServerFrame};
+use edge_meet_core::protocol::{ChatRecord, ClientFrame, ErrorCode, Member, ServerFrame};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::net::TcpStream;
@@ -35,7 +35,7 @@ pub fn root() -> PathBuf {
     std::env::var_os("EDGE_MEET_TEST_ROOT").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(ROOT))
 }
 /// The exact heartbeat bytes the runtime auto-answers.
-pub const HEARTBEAT: &str = r#"{"type":"HEARTBEAT"}"#;
+pub const HEARTBEAT: &str = edge_meet_core::peerjs::HEARTBEAT_FRAME;
 pub const OPEN: &str = r#"{"type":"OPEN"}"#;
 pub const ID_TAKEN: &str = r#"{"type":"ID-TAKEN","payload":{"msg":"ID is taken"}}"#;
 pub const ERR_NO_PARAMS: &str =
@@ -661,6 +661,19 @@ impl Ws {
         self.recv_server_within(DEFAULT_WAIT).await
     }
 
+    /// Asserts the next frame is a `chat` and returns its record.
+    pub async fn expect_chat(&mut self) -> ChatRecord {
+        match self.recv_server().await {
+            ServerFrame::Chat { message } => message,
+            other => panic!("[{}] expected chat, got {other:?}", self.label),
+        }
+    }
+
+    /// Sends a `chat` frame.
+    pub async fn send_chat(&mut self, text: &str) {
+        self.send_frame(&ClientFrame::Chat { text: text.to_owned() }).await;
+    }
+
     /// Asserts the next frame is `{"type":"error","code":<code>,...}`; returns the message.
     pub async fn expect_error(&mut self, code: ErrorCode) -> String {
         match self.recv_server().await {
@@ -699,7 +712,8 @@ pub fn room_prefix(room: &str) -> String {
 // ----- room helpers ---------------------------------------------------------------------------
 
 pub fn join_frame(peer_id: &str, token: &str, name: &str) -> Value {
-    serde_json::json!({"type": "join", "peerId": peer_id, "token": token, "name": name})
+    let join = ClientFrame::Join { peer_id: peer_id.into(), token: token.into(), name: name.into(), media: None };
+    serde_json::to_value(join).unwrap_or_default()
 }
 
 /// A participant: a registered PeerJS socket plus a joined room socket.
@@ -710,7 +724,7 @@ pub struct Client {
     pub room: Ws,
     pub me: Member,
     pub peers: Vec<Member>,
-    pub chat: Vec<edge_meet_core::protocol::ChatRecord>,
+    pub chat: Vec<ChatRecord>,
     pub ice_servers: Value,
     pub limits: edge_meet_core::protocol::RoomLimits,
 }

@@ -9,3 +9,4 @@ pub mod peerjs;
 pub mod protocol;
 pub mod queue;
 pub mod settings;
+pub mod vocabulary;

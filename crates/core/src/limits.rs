@@ -32,7 +32,8 @@ pub struct Rate {
     pub burst: u32,
 }
 
-/// Deployment settings of one Durable Object. Defaults are the documented production values.
+/// Deployment settings of one Durable Object, from the vars ([`crate::settings`], where every
+/// default is written).
 #[derive(Clone, Debug)]
 pub struct Config {
     /// Members allowed in a room at once (`ROOM_CAP`). A full mesh beyond 6 rarely holds up.
@@ -51,20 +52,6 @@ pub struct Config {
     pub peerjs_rate: Rate,
     /// RTCIceServer list sent to joiners (JSON array).
     pub ice_servers: Value,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            room_cap: 6,
-            peerjs_limit: 5000,
-            alive_timeout_ms: 60_000,
-            expire_timeout_ms: 5_000,
-            room_rate: Rate { per_sec: 10, burst: 20 },
-            peerjs_rate: Rate { per_sec: 100, burst: 200 },
-            ice_servers: default_ice_servers(),
-        }
-    }
 }
 
 /// A public STUN server: enough for most home networks; TURN is configured separately.
@@ -105,7 +92,7 @@ impl TokenBucket {
 }
 
 /// Why a name or chat text was refused; the message goes into the error frame.
-pub type Invalid = &'static str;
+pub type Invalid = String;
 
 /// Characters that would let one user rearrange how others see text: C0/C1 controls and the
 /// bidirectional overrides/isolates (the "Trojan Source" set). Zero-width joiners stay allowed
@@ -117,33 +104,33 @@ fn is_forbidden(c: char, allow_newlines: bool) -> bool {
     c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
-/// Trims a display name and checks it: 1–32 visible characters, no control characters.
+/// Trims a display name and checks it: 1–[`NAME_MAX_CHARS`] visible characters, no control characters.
 /// HTML is allowed and stays literal: names travel as JSON strings and clients render text.
 pub fn validate_name(raw: &str) -> Result<String, Invalid> {
     let name = raw.trim();
     if name.is_empty() {
-        return Err("name must have at least one visible character");
+        return Err("name must have at least one visible character".into());
     }
     if name.chars().count() > NAME_MAX_CHARS {
-        return Err("name is longer than 32 characters");
+        return Err(format!("name is longer than {NAME_MAX_CHARS} characters"));
     }
     if name.chars().any(|c| is_forbidden(c, false)) {
-        return Err("name contains control characters");
+        return Err("name contains control characters".into());
     }
     Ok(name.to_owned())
 }
 
-/// Checks a chat message: 1–2000 characters with at least one visible one; newlines and tabs
+/// Checks a chat message: 1–[`CHAT_MAX_CHARS`] characters with at least one visible one; newlines and tabs
 /// are kept, other control characters refused. The text is stored exactly as sent.
 pub fn validate_text(text: &str) -> Result<(), Invalid> {
     if text.trim().is_empty() {
-        return Err("message is empty");
+        return Err("message is empty".into());
     }
     if text.chars().count() > CHAT_MAX_CHARS {
-        return Err("message is longer than 2000 characters");
+        return Err(format!("message is longer than {CHAT_MAX_CHARS} characters"));
     }
     if text.chars().any(|c| is_forbidden(c, true)) {
-        return Err("message contains control characters");
+        return Err("message contains control characters".into());
     }
     Ok(())
 }

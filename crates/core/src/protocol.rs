@@ -6,6 +6,18 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// Longest room id.
+pub const ROOM_ID_MAX: usize = 64;
+/// The room-id rule as a regular expression, for clients (the meeting app checks links with it).
+pub const ROOM_ID_PATTERN: &str = "^[A-Za-z0-9_-]{1,64}$";
+
+/// Room ids are what people type and share: letters, digits, `-` and `_`, at most
+/// [`ROOM_ID_MAX`]. Keeping them this plain means no percent-encoding ambiguity and no path
+/// tricks (`..`, `%2F`). Same rule as [`ROOM_ID_PATTERN`].
+pub fn valid_room_id(id: &str) -> bool {
+    (1..=ROOM_ID_MAX).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// What a participant currently sends, as the participant reports it. Everything defaults to
 /// off: a client that says nothing claims nothing.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -88,7 +100,8 @@ pub enum ClientFrame {
 }
 
 impl ClientFrame {
-    /// Every `type` a client may send; anything else is `unknown-type`.
+    /// Every `type` a client may send, in declaration order; anything else is `unknown-type`.
+    /// A test checks it against the serde names.
     pub const TYPES: &'static [&'static str] = &["join", "chat", "media", "leave", "HEARTBEAT"];
 }
 
@@ -188,7 +201,41 @@ pub enum ErrorCode {
     Internal,
 }
 
+impl LeaveReason {
+    pub const ALL: &'static [LeaveReason] = &[
+        LeaveReason::Leave,
+        LeaveReason::Closed,
+        LeaveReason::Disconnected,
+        LeaveReason::Timeout,
+        LeaveReason::Replaced,
+    ];
+}
+
+impl ErrorCode {
+    pub const ALL: &'static [ErrorCode] = &[
+        ErrorCode::BinaryUnsupported,
+        ErrorCode::FrameTooLarge,
+        ErrorCode::BadJson,
+        ErrorCode::UnknownType,
+        ErrorCode::BadRequest,
+        ErrorCode::RateLimited,
+        ErrorCode::NotJoined,
+        ErrorCode::AlreadyJoined,
+        ErrorCode::UnknownPeer,
+        ErrorCode::BadToken,
+        ErrorCode::InvalidName,
+        ErrorCode::InvalidText,
+        ErrorCode::RoomFull,
+        ErrorCode::Internal,
+    ];
+}
+
 impl ServerFrame {
+    /// Every `type` the server sends on a room socket, in declaration order (checked against the
+    /// serde names by a test).
+    pub const TYPES: &'static [&'static str] =
+        &["welcome", "peer-joined", "peer-left", "left", "chat", "peer-media", "error"];
+
     pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
         ServerFrame::Error { code, message: message.into() }
     }

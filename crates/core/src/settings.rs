@@ -1,8 +1,51 @@
-//! Deployment settings, read from `wrangler.toml` vars (and secrets) once per isolate or object.
-//! Pure: takes a lookup function, so `cargo test` checks the parsing natively.
+//! Deployment settings: `wrangler.toml` vars (and secrets) → the limits of each object. Pure: it
+//! takes a lookup function, so `cargo test` checks the parsing natively. [`VARS`] is the one
+//! place a var's default is written; a test pins `wrangler.toml` and `docs/PROTOCOL.md` to it.
+
+use serde_json::Value;
 
 use crate::limits::{default_ice_servers, Config, Rate};
-use serde_json::Value;
+
+/// A `[vars]` entry: its name, its default exactly as `wrangler.toml` spells it, and what it does.
+#[derive(Debug)]
+pub struct Var {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub what: &'static str,
+}
+
+/// Every var a deployment may set, in the order `wrangler.toml` lists them.
+pub const VARS: &[Var] = &[
+    Var { name: "ROOM_CAP", default: "6", what: "members per room" },
+    Var { name: "ROOM_PEERJS_LIMIT", default: "32", what: "PeerJS ids registered at once in one room" },
+    Var { name: "PEERJS_LIMIT", default: "5000", what: "PeerJS ids at once per key on the global /peerjs server" },
+    Var { name: "PEERJS_KEYS", default: "peerjs", what: "accepted PeerJS API keys, comma-separated" },
+    Var { name: "ALIVE_TIMEOUT_MS", default: "60000", what: "close sockets silent for this long" },
+    Var {
+        name: "EXPIRE_TIMEOUT_MS",
+        default: "5000",
+        what: "EXPIRE to senders of messages for an id that never came online",
+    },
+    Var { name: "RATE_PER_SEC", default: "10", what: "room-protocol frames per second per socket (0 = unlimited)" },
+    Var { name: "RATE_BURST", default: "20", what: "room-protocol frames in a burst" },
+    Var { name: "PEERJS_RATE_PER_SEC", default: "100", what: "PeerJS frames per second per socket (0 = unlimited)" },
+    Var { name: "PEERJS_RATE_BURST", default: "200", what: "PeerJS frames in a burst" },
+    Var { name: "ALLOW_DISCOVERY", default: "false", what: "`GET {prefix}{key}/peers` lists ids when \"true\"" },
+    Var {
+        name: "ALLOWED_ORIGINS",
+        default: "",
+        what: "extra browser origins allowed to open sockets, comma-separated",
+    },
+    Var { name: "ICE_SERVERS", default: "", what: "JSON RTCIceServer list; empty = public STUN" },
+    Var { name: "TURN_KEY_ID", default: "", what: "Cloudflare TURN key id; with secret TURN_KEY_API_TOKEN adds TURN" },
+    Var { name: "TURN_API_BASE", default: "", what: "empty = https://rtc.live.cloudflare.com/v1/turn/keys" },
+    Var { name: "DEBUG_STATS", default: "false", what: "\"true\" exposes {prefix}stats counters (tests, benchmarks)" },
+];
+
+/// The default of a var in [`VARS`] (empty for a name that is not there).
+pub fn default_of(name: &str) -> &'static str {
+    VARS.iter().find(|v| v.name == name).map_or("", |v| v.default)
+}
 
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -32,41 +75,42 @@ pub struct TurnKey {
 pub const TURN_API_BASE: &str = "https://rtc.live.cloudflare.com/v1/turn/keys";
 
 impl Settings {
+    /// Every var at its default.
+    pub fn defaults() -> Settings {
+        Settings::from_lookup(|_| None)
+    }
+
     /// `get(name)` returns a var or secret, `None` when unset. Malformed numbers fall back to
     /// the default rather than failing every request of the deployment.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Settings {
-        let base = Config::default();
-        let num =
-            |name: &str, default: u64| -> u64 { get(name).and_then(|v| v.trim().parse().ok()).unwrap_or(default) };
+        let raw = |name: &str| get(name).unwrap_or_else(|| default_of(name).to_owned());
+        let num = |name: &str| -> u64 {
+            raw(name).trim().parse().unwrap_or_else(|_| default_of(name).parse().unwrap_or_default())
+        };
         let list = |name: &str| -> Vec<String> {
-            get(name).unwrap_or_default().split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect()
+            raw(name).split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect()
         };
-        let rate = |per: &str, burst: &str, d: Rate| Rate {
-            per_sec: num(per, d.per_sec.into()) as u32,
-            burst: num(burst, d.burst.into()) as u32,
-        };
-        let ice = parse_ice_servers(get("ICE_SERVERS").as_deref());
+        let rate = |per: &str, burst: &str| Rate { per_sec: num(per) as u32, burst: num(burst) as u32 };
         let room = Config {
-            room_cap: num("ROOM_CAP", base.room_cap as u64).max(1) as usize,
-            peerjs_limit: num("ROOM_PEERJS_LIMIT", 32) as usize,
-            alive_timeout_ms: num("ALIVE_TIMEOUT_MS", base.alive_timeout_ms).max(1),
-            expire_timeout_ms: num("EXPIRE_TIMEOUT_MS", base.expire_timeout_ms),
-            room_rate: rate("RATE_PER_SEC", "RATE_BURST", base.room_rate),
-            peerjs_rate: rate("PEERJS_RATE_PER_SEC", "PEERJS_RATE_BURST", base.peerjs_rate),
-            ice_servers: ice,
+            room_cap: num("ROOM_CAP").max(1) as usize,
+            peerjs_limit: num("ROOM_PEERJS_LIMIT") as usize,
+            alive_timeout_ms: num("ALIVE_TIMEOUT_MS").max(1),
+            expire_timeout_ms: num("EXPIRE_TIMEOUT_MS"),
+            room_rate: rate("RATE_PER_SEC", "RATE_BURST"),
+            peerjs_rate: rate("PEERJS_RATE_PER_SEC", "PEERJS_RATE_BURST"),
+            ice_servers: parse_ice_servers(Some(&raw("ICE_SERVERS"))),
         };
-        let global = Config { peerjs_limit: num("PEERJS_LIMIT", base.peerjs_limit as u64) as usize, ..room.clone() };
+        let global = Config { peerjs_limit: num("PEERJS_LIMIT") as usize, ..room.clone() };
         let mut peerjs_keys = list("PEERJS_KEYS");
         if peerjs_keys.is_empty() {
-            peerjs_keys.push("peerjs".to_owned());
+            peerjs_keys = list_of(default_of("PEERJS_KEYS"));
         }
-        let flag = |name: &str| get(name).is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        let flag = |name: &str| raw(name).trim().eq_ignore_ascii_case("true");
         let turn = match (get("TURN_KEY_ID"), get("TURN_KEY_API_TOKEN")) {
             (Some(id), Some(token)) if !id.trim().is_empty() && !token.trim().is_empty() => Some(TurnKey {
                 key_id: id.trim().to_owned(),
                 api_token: token.trim().to_owned(),
-                api_base: get("TURN_API_BASE")
-                    .map(|b| b.trim().trim_end_matches('/').to_owned())
+                api_base: Some(raw("TURN_API_BASE").trim().trim_end_matches('/').to_owned())
                     .filter(|b| !b.is_empty())
                     .unwrap_or_else(|| TURN_API_BASE.to_owned()),
             }),
@@ -84,9 +128,13 @@ impl Settings {
     }
 }
 
+fn list_of(s: &str) -> Vec<String> {
+    s.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect()
+}
+
 /// `ICE_SERVERS`: a JSON array of RTCIceServer objects. Unset or blank means the public STUN
 /// default; `[]` means none (tests, LAN-only deployments); anything that is not a JSON array of
-/// objects each with `urls` is ignored in favour of the default (and logged by the caller).
+/// objects each with `urls` is ignored in favour of the default.
 pub fn parse_ice_servers(raw: Option<&str>) -> Value {
     let Some(raw) = raw.map(str::trim).filter(|s| !s.is_empty()) else { return default_ice_servers() };
     match serde_json::from_str::<Value>(raw) {
@@ -106,16 +154,60 @@ mod tests {
     }
 
     #[test]
-    fn defaults_match_the_documented_values() {
-        let s = settings(&[]);
+    fn defaults_are_the_documented_values() {
+        let s = Settings::defaults();
         assert_eq!(s.room.room_cap, 6);
         assert_eq!(s.room.peerjs_limit, 32);
         assert_eq!(s.global.peerjs_limit, 5000);
         assert_eq!(s.room.alive_timeout_ms, 60_000);
         assert_eq!(s.room.expire_timeout_ms, 5_000);
+        assert_eq!(s.room.room_rate, Rate { per_sec: 10, burst: 20 });
+        assert_eq!(s.room.peerjs_rate, Rate { per_sec: 100, burst: 200 });
         assert_eq!(s.peerjs_keys, vec!["peerjs"]);
         assert!(!s.allow_discovery && !s.debug_stats && s.turn.is_none());
         assert_eq!(s.room.ice_servers, default_ice_servers());
+    }
+
+    /// `wrangler.toml`'s `[vars]` as `name → value`.
+    fn wrangler_vars() -> Vec<(String, String)> {
+        let toml = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../wrangler.toml"))
+            .expect("wrangler.toml at the repository root");
+        let vars = toml.split("\n[vars]\n").nth(1).expect("a [vars] table");
+        let vars = vars.split("\n[").next().unwrap_or_default();
+        vars.lines()
+            .filter_map(|l| {
+                let (name, rest) = l.split_once('=')?;
+                let value = rest.trim().strip_prefix('"')?.split('"').next()?;
+                Some((name.trim().to_owned(), value.to_owned()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn wrangler_toml_lists_every_var_at_its_default_in_order() {
+        let listed = wrangler_vars();
+        let expected: Vec<(String, String)> = VARS.iter().map(|v| (v.name.into(), v.default.into())).collect();
+        assert_eq!(listed, expected, "wrangler.toml [vars] and settings::VARS disagree");
+    }
+
+    #[test]
+    fn protocol_md_documents_every_var_with_its_default() {
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/PROTOCOL.md"))
+            .expect("docs/PROTOCOL.md");
+        for v in VARS {
+            let shown = if v.default.is_empty() { "empty".to_owned() } else { format!("`{}`", v.default) };
+            let row = format!("| `{}` | {} |", v.name, shown);
+            assert!(doc.contains(&row), "docs/PROTOCOL.md has no settings row starting {row}");
+        }
+    }
+
+    #[test]
+    fn every_default_parses() {
+        for v in VARS {
+            let same = settings(&[(v.name, v.default)]);
+            let d = Settings::defaults();
+            assert_eq!(format!("{:?}", same.room), format!("{:?}", d.room), "{}", v.name);
+        }
     }
 
     #[test]
@@ -143,6 +235,7 @@ mod tests {
         assert_eq!(s.turn, Some(TurnKey { api_base: "http://127.0.0.1:9/k".into(), ..turn }));
         // One of the two missing: no TURN.
         assert_eq!(settings(&[("TURN_KEY_ID", "k"), ("TURN_KEY_API_TOKEN", " ")]).turn, None);
+        assert_eq!(settings(&[("PEERJS_KEYS", " , ")]).peerjs_keys, vec!["peerjs"]);
     }
 
     #[test]
