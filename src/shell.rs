@@ -11,6 +11,7 @@ use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
 use edge_meet_core::hub::{Admission, Attachment, Effect, Hub, HubStats, Sid};
+use edge_meet_core::limits::MAX_FRAME_BYTES;
 use edge_meet_core::peerjs::{self, HEARTBEAT_FRAME};
 use edge_meet_core::settings::Settings;
 use serde::Serialize;
@@ -171,6 +172,13 @@ impl Shell {
             self.hub.borrow_mut().load_chat(chat);
         }
         let now = now_ms();
+        // Refused by length before any copy into wasm: a JS string of n UTF-16 units is at least
+        // n bytes of UTF-8, so one longer than the limit in units is over it in bytes too.
+        let too_long = msg.dyn_ref::<js_sys::JsString>().is_some_and(|s| s.length() as usize > MAX_FRAME_BYTES);
+        if too_long {
+            let fx = self.hub.borrow_mut().on_oversize(sid, now);
+            return self.execute(fx);
+        }
         let fx = match msg.as_string() {
             Some(text) => self.hub.borrow_mut().on_text(sid, &text, now),
             // A binary frame is refused by its size alone: its bytes are never copied into wasm.

@@ -18,6 +18,8 @@ pub mod close {
     pub const REPLACED: u16 = 4000;
     /// Nothing received for `ALIVE_TIMEOUT_MS`.
     pub const ALIVE_TIMEOUT: u16 = 4001;
+    /// RFC 6455 "message too big": the socket kept sending frames over the size limit.
+    pub const TOO_BIG: u16 = 1009;
 }
 
 pub type Effects = Vec<Effect>;

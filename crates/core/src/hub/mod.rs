@@ -50,7 +50,13 @@ struct Socket {
     bucket: TokenBucket,
     /// True while frames are being dropped by the rate limit, so only the first gets an error.
     limited: bool,
+    /// Over-limit frames received; at [`OVERSIZE_STRIKES`] the socket is closed with 1009.
+    oversize: u8,
 }
+
+/// Over-limit frames a socket may send before it is closed (1009, "message too big"): one can be
+/// a client's mistake, three in a row are a client that will not stop.
+pub const OVERSIZE_STRIKES: u8 = 3;
 
 /// What the per-frame checks decided about a frame.
 enum Admit {
@@ -129,7 +135,7 @@ impl Hub {
             let rate = hub.rate_for(&kind);
             hub.sockets.insert(
                 att.sid,
-                Socket { kind, since: att.since, last_seen, bucket: TokenBucket::new(rate, last_seen), limited: false },
+                Socket { kind, since: att.since, last_seen, bucket: TokenBucket::new(rate, last_seen), limited: false, oversize: 0 },
             );
         }
         let mut pending = Vec::new();
@@ -207,7 +213,7 @@ impl Hub {
         let rate = self.rate_for(&kind);
         self.sockets.insert(
             sid,
-            Socket { kind, since: now, last_seen: now, bucket: TokenBucket::new(rate, now), limited: false },
+            Socket { kind, since: now, last_seen: now, bucket: TokenBucket::new(rate, now), limited: false, oversize: 0 },
         );
         self.schedule(now.saturating_add(self.config.alive_timeout_ms), fx);
     }
@@ -239,6 +245,14 @@ impl Hub {
         self.finish(fx)
     }
 
+    /// A text frame the shell measured as over [`MAX_FRAME_BYTES`] without copying it (its
+    /// UTF-16 length alone proves it): refused like any over-limit frame, never read.
+    pub fn on_oversize(&mut self, sid: Sid, now: u64) -> Effects {
+        let mut fx = Vec::new();
+        self.admit(sid, usize::MAX, now, &mut fx);
+        self.finish(fx)
+    }
+
     fn is_room_socket(&self, sid: Sid) -> bool {
         matches!(self.sockets.get(&sid).map(|s| &s.kind), Some(SocketKind::Room { .. }))
     }
@@ -262,9 +276,17 @@ impl Hub {
         }
         sock.limited = false;
         if len > MAX_FRAME_BYTES {
+            sock.oversize = sock.oversize.saturating_add(1);
+            let (strikes, since) = (sock.oversize, sock.since);
             if is_room {
                 let msg = format!("frames are limited to {} KiB", MAX_FRAME_BYTES / 1024);
                 self.room_error(sid, ErrorCode::FrameTooLarge, msg, fx);
+            }
+            if strikes >= OVERSIZE_STRIKES {
+                if let Some(sock) = self.sockets.remove(&sid) {
+                    close_socket(fx, sid, since, close::TOO_BIG, "frames over the size limit");
+                    self.release(sid, sock.kind, false, fx);
+                }
             }
             return Admit::Drop;
         }

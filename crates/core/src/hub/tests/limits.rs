@@ -27,6 +27,19 @@ fn oversize_peerjs_frames_are_dropped_silently() {
 }
 
 #[test]
+fn the_third_oversize_frame_closes_the_socket_with_1009() {
+    let mut hub = Sim::new(cfg());
+    peer(&mut hub, 1, "a", 0);
+    peer(&mut hub, 2, "b", 0);
+    assert_eq!(hub.on_text(1, &offer_of_len("b", MAX_FRAME_BYTES + 1), 1), vec![]);
+    assert_eq!(hub.hub.on_oversize(1, 2), vec![], "measured by the shell without a copy: same rule");
+    let fx = hub.hub.on_oversize(1, 3);
+    assert_eq!(closes(&fx), vec![(1, close::TOO_BIG)]);
+    assert_eq!(hub.peer_ids(), vec!["b".to_string()], "its id is released");
+    assert_eq!(hub.hub.on_oversize(1, 4), vec![], "a closed socket is ignored");
+}
+
+#[test]
 fn peerjs_rate_limit_drops_silently_and_refills() {
     let mut hub = Sim::new(Config { peerjs_rate: Rate { per_sec: 10, burst: 3 }, ..cfg() });
     peer(&mut hub, 1, "a", 0);
