@@ -109,10 +109,16 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
             if let Some(refusal) = refuse_upgrade(&req, &env)? {
                 return Ok(refusal);
             }
+            if let Some(refusal) = refuse_by_rate(&req, &env).await? {
+                return Ok(refusal);
+            }
             stub(&env, Target::Room(room), "")?.fetch_with_request(req).await
         }
         Route::PeerJsSocket { target } => {
             if let Some(refusal) = refuse_upgrade(&req, &env)? {
+                return Ok(refusal);
+            }
+            if let Some(refusal) = refuse_by_rate(&req, &env).await? {
                 return Ok(refusal);
             }
             let settings = settings(&env);
@@ -148,6 +154,17 @@ fn refuse_upgrade(req: &Request, env: &Env) -> Result<Option<Response>> {
         return Ok(Some(text(403, "WebSocket origin not allowed\n")?));
     }
     Ok(None)
+}
+
+/// `Some(429)` when this client address opened too many sockets lately, across every room and
+/// key: the platform's Rate Limiting binding `CONNECT_RATE` counts them per address at the edge
+/// location (a limit that spans rooms cannot live in any one room's object).
+async fn refuse_by_rate(req: &Request, env: &Env) -> Result<Option<Response>> {
+    let client = http::client_address(req);
+    if client.is_empty() || js::rate_allows(env, "CONNECT_RATE", &client).await {
+        return Ok(None);
+    }
+    Ok(Some(text(429, "Too many new connections from your address; try again in a minute\n")?))
 }
 
 /// The meeting page, one static file for every room. Its security headers (a strict CSP among
