@@ -134,9 +134,17 @@ fn stub(env: &Env, target: Target<'_>, key: &str) -> Result<Stub> {
     }
 }
 
-/// `Some(response)` when a WebSocket upgrade must not proceed: not an upgrade (426), or a
-/// browser on a foreign origin (403).
+/// `Some(response)` when a WebSocket upgrade must not proceed: not a GET (405), not an upgrade
+/// (426), or a browser on a foreign origin (403). Checked here, before any Durable Object sees
+/// the request, so a refused upgrade registers nothing.
 fn refuse_upgrade(req: &Request, env: &Env) -> Result<Option<Response>> {
+    // RFC 6455 §4.1: the opening handshake is a GET. workerd answers any other method's
+    // WebSocket response with a 500, and only after the object had registered the PeerJS id.
+    if req.method() != Method::Get {
+        let mut refusal = text(405, "WebSocket upgrades use GET\n")?;
+        refusal.headers_mut().set("Allow", "GET")?;
+        return Ok(Some(refusal));
+    }
     let upgrade = req.headers().get("Upgrade")?.unwrap_or_default();
     if !upgrade.eq_ignore_ascii_case("websocket") {
         return Ok(Some(text(426, "Expected a WebSocket upgrade\n")?));
