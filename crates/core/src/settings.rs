@@ -251,6 +251,16 @@ mod tests {
     }
 
     #[test]
+    fn protocol_md_documents_every_range() {
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/PROTOCOL.md"))
+            .expect("docs/PROTOCOL.md");
+        for (name, min, max) in RANGES {
+            let row = format!("| `{name}` | {min} | {max} |");
+            assert!(doc.contains(&row), "docs/PROTOCOL.md has no range row {row}");
+        }
+    }
+
+    #[test]
     fn every_default_parses() {
         for v in VARS {
             let same = settings(&[(v.name, v.default)]);
