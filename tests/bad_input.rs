@@ -2,10 +2,12 @@
 //! silently ignored for PeerJS), while well-behaved clients in the same room keep chatting:
 //! after every case a speaker sends a chat and the watcher must receive exactly it next.
 
+use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
 use edge_meet_blackbox::*;
 use edge_meet_core::protocol::{ErrorCode, ServerFrame};
+use futures_util::FutureExt;
 use serde_json::{json, Value};
 
 const ROOM: &str = "hostile";
@@ -102,7 +104,7 @@ fn j(v: Value) -> Msg {
 
 #[tokio::test]
 async fn hostile_input_never_disturbs_a_well_behaved_room() {
-    let _serial = serial();
+    let _serial = SERIAL.lock().await;
     let server = Server::start(&[
         ("RATE_PER_SEC", "10"),
         ("RATE_BURST", "20"),
@@ -408,7 +410,7 @@ async fn hostile_input_never_disturbs_a_well_behaved_room() {
     let r = http(port, "GET", &format!("/room/{ROOM}/ws"), &[]).await;
     assert!((400..500).contains(&r.status), "plain GET of a socket path: {r:?}");
     b.done("plain GET (no upgrade) of a socket path").await;
-    // Absurd PeerJS ids and tokens: accepted upgrade, ERROR, close (limits.rs PEERJS_FIELD_MAX).
+    // Absurd PeerJS ids and tokens: accepted upgrade, ERROR, close (peerjs.rs ID_MAX, TOKEN_MAX).
     for (case, path) in [
         ("PeerJS id of 300 characters", peerjs_path(&room_prefix(ROOM), "peerjs", &"i".repeat(300), "t")),
         ("PeerJS token of 300 characters", peerjs_path(&room_prefix(ROOM), "peerjs", "okid", &"t".repeat(300))),
@@ -447,16 +449,9 @@ async fn hostile_input_never_disturbs_a_well_behaved_room() {
 // fail on the code before the input rules (invisible text, PeerJS id rule, GET-only upgrades,
 // clamped vars) and to pass after.
 
-use futures_util::FutureExt;
-use std::panic::AssertUnwindSafe;
-
 /// The three hostile-input servers run one after another: their rate and timing assertions
 /// assume the two cores are not shared with two other `wrangler dev`s.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[derive(Default)]
 struct Table {
@@ -569,7 +564,7 @@ impl Room {
 
 #[tokio::test]
 async fn invisible_names_and_chat_and_malformed_peerjs_ids_are_refused() {
-    let _serial = serial();
+    let _serial = SERIAL.lock().await;
     let server = Server::start(&[("ALLOW_DISCOVERY", "true"), ("RATE_PER_SEC", "0"), ("PEERJS_RATE_PER_SEC", "0")]);
     let port = server.port;
     let name = uid("ids");
@@ -729,7 +724,7 @@ async fn invisible_names_and_chat_and_malformed_peerjs_ids_are_refused() {
 
 #[tokio::test]
 async fn absurd_timeouts_are_clamped_and_sockets_stay_open() {
-    let _serial = serial();
+    let _serial = SERIAL.lock().await;
     let max = u64::MAX.to_string();
     let server = Server::start(&[("ALIVE_TIMEOUT_MS", &max), ("EXPIRE_TIMEOUT_MS", &max)]);
     let port = server.port;
