@@ -195,6 +195,9 @@ pub const TOKEN_MAX: usize = 64;
 /// the room's roster.
 pub fn is_valid_id(id: &str) -> bool {
     let b = id.as_bytes();
+    if b.len() > ID_MAX {
+        return false;
+    }
     let mut prev_alnum = false;
     for &c in b {
         match c {
@@ -204,7 +207,7 @@ pub fn is_valid_id(id: &str) -> bool {
         }
     }
     // Non-empty and not ending on a separator (an empty id is "not supplied", checked before).
-    prev_alnum && b.len() <= ID_MAX
+    prev_alnum
 }
 
 /// Tokens are compared, never shown, but are kept with the registration and sent back in `join`:
