@@ -55,9 +55,13 @@ thread_local! {
 pub fn settings(env: &Env) -> Rc<Settings> {
     SETTINGS.with(|cell| {
         cell.get_or_init(|| {
-            Rc::new(Settings::from_lookup(|name| {
+            let settings = Settings::from_lookup(|name| {
                 env.var(name).map(|v| v.to_string()).or_else(|_| env.secret(name).map(|s| s.to_string())).ok()
-            }))
+            });
+            for line in &settings.clamped {
+                console_warn!("{line}");
+            }
+            Rc::new(settings)
         })
         .clone()
     })
@@ -141,9 +145,17 @@ fn stub(env: &Env, target: Target<'_>, key: &str) -> Result<Stub> {
     }
 }
 
-/// `Some(response)` when a WebSocket upgrade must not proceed: not an upgrade (426), or a
-/// browser on a foreign origin (403).
+/// `Some(response)` when a WebSocket upgrade must not proceed: not a GET (405), not an upgrade
+/// (426), or a browser on a foreign origin (403). Checked here, before any Durable Object sees
+/// the request, so a refused upgrade registers nothing.
 fn refuse_upgrade(req: &Request, env: &Env) -> Result<Option<Response>> {
+    // RFC 6455 §4.1: the opening handshake is a GET. workerd answers any other method's
+    // WebSocket response with a 500, and only after the object had registered the PeerJS id.
+    if req.method() != Method::Get {
+        let mut refusal = text(405, "WebSocket upgrades use GET\n")?;
+        refusal.headers_mut().set("Allow", "GET")?;
+        return Ok(Some(refusal));
+    }
     let upgrade = req.headers().get("Upgrade")?.unwrap_or_default();
     if !upgrade.eq_ignore_ascii_case("websocket") {
         return Ok(Some(text(426, "Expected a WebSocket upgrade\n")?));
