@@ -5,6 +5,7 @@
 //! Rust types here: the few Engine.IO v4 / Socket.IO v5 packets the baseline needs are spelled
 //! out in [`sio`].
 
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::time::Duration;
 
 use edge_meet_core::peerjs::PeerJsFrame;
@@ -13,6 +14,8 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{connect_async_with_config, MaybeTlsStream, WebSocketStream};
 
@@ -94,6 +97,13 @@ impl Target {
         }
     }
 
+    /// Whether a PeerJS id in `room` must be seated (room socket + `join`) to signal: only in an
+    /// edge-meet room, where the roster decides who may relay to whom (docs/PROTOCOL.md). The
+    /// global server (`room` empty) keeps peerjs-server's rules: any registered id relays.
+    pub fn seats(&self, room: &str) -> bool {
+        self.flavour == Flavour::Edge && !room.is_empty()
+    }
+
     pub fn room_ws_url(&self, room: &str) -> String {
         format!("{}/room/{room}/ws", self.ws_base())
     }
@@ -117,9 +127,32 @@ impl Target {
 
 // ----- WebSockets ------------------------------------------------------------------------------
 
-pub async fn connect(url: &str) -> Res<Ws> {
+/// The first address of 198.18.0.0/15, the range RFC 2544 sets aside for benchmarking (never a
+/// real visitor's), and how many it holds.
+const CLIENT_NET: u32 = u32::from_be_bytes([198, 18, 0, 0]);
+const CLIENT_NET_SIZE: u32 = 1 << 17;
+
+/// A fresh client address for one simulated person: the `CF-Connecting-IP` value every socket
+/// of that person carries. edge-meet counts sockets per address (`CLIENT_SOCKET_LIMIT` per room,
+/// `PEERJS_CLIENT_LIMIT` per global key) and new sockets per address per minute (`CONNECT_RATE`,
+/// 600); real people each have their own address, so the load must not look like one client
+/// opening thousands. A header string only: every connection still goes to 127.0.0.1 (wrangler
+/// dev and Miniflare keep a client-sent `CF-Connecting-IP`, as Cloudflare's edge would set it).
+/// 131,071 addresses (the network address skipped) before one repeats: more than a full suite
+/// opens people in a minute, so a repeat never meets a cap or the rate limit.
+pub fn client_ip() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Relaxed) % (CLIENT_NET_SIZE - 1) + 1;
+    std::net::Ipv4Addr::from(CLIENT_NET + n).to_string()
+}
+
+/// Opens a WebSocket as the client at address `ip` (sent as `CF-Connecting-IP`).
+pub async fn connect(url: &str, ip: &str) -> Res<Ws> {
+    let mut req = url.into_client_request().map_err(|e| format!("connect {url}: {e}"))?;
+    let ip_value = HeaderValue::from_str(ip).map_err(|e| format!("connect {url}: address {ip:?}: {e}"))?;
+    req.headers_mut().insert("CF-Connecting-IP", ip_value);
     // Nagle off, as browsers and the servers under test have it: this measures latency.
-    let fut = connect_async_with_config(url, None, true);
+    let fut = connect_async_with_config(req, None, true);
     match tokio::time::timeout(IO_TIMEOUT, fut).await {
         Err(_) => Err(format!("connect {url}: timed out")),
         Ok(Err(e)) => Err(format!("connect {url}: {e}")),
@@ -174,10 +207,10 @@ pub fn heartbeat() -> String {
     serde_json::to_string(&ClientFrame::Heartbeat).expect("heartbeat serialises")
 }
 
-/// Opens a PeerJS socket and waits for `OPEN` (edge-meet, peerjs-server, floor).
-pub async fn open_peerjs(t: &Target, room: &str, id: &str) -> Res<Ws> {
-    let token = format!("tok{id}");
-    let mut ws = connect(&t.peerjs_url(room, id, &token)).await?;
+/// Opens a PeerJS socket from address `ip` and waits for `OPEN` (edge-meet, peerjs-server, floor).
+pub async fn open_peerjs(t: &Target, room: &str, id: &str, ip: &str) -> Res<Ws> {
+    let token = token_of(id);
+    let mut ws = connect(&t.peerjs_url(room, id, &token), ip).await?;
     let first = next_text_timeout(&mut ws, IO_TIMEOUT).await?;
     let frame: PeerJsFrame = serde_json::from_str(&first).map_err(|e| format!("{e}: {first}"))?;
     if frame.kind != "OPEN" {
@@ -231,21 +264,35 @@ pub fn echo_frame(dst: &str, payload: Option<Value>) -> String {
 
 // ----- edge-meet room protocol --------------------------------------------------------------------
 
-/// A room member of edge-meet: its PeerJS socket (kept open: it is what proves the member) and
-/// its room socket after `welcome`.
-pub async fn edge_join(t: &Target, room: &str, id: &str) -> Res<(Ws, Ws)> {
-    let pj = open_peerjs(t, room, id).await?;
-    let mut ws = connect(&t.room_ws_url(room)).await?;
+/// Seats PeerJS id `id` (whose socket is open) in `room`, as the meeting page does: opens the
+/// room socket from the same address `ip` and joins with the id and its PeerJS token. Returns
+/// the room socket after `welcome`; it must stay open: the seat is what lets the id signal.
+pub async fn seat(t: &Target, room: &str, id: &str, ip: &str) -> Res<Ws> {
+    let mut ws = connect(&t.room_ws_url(room), ip).await?;
     let join = ClientFrame::Join { peer_id: id.to_owned(), token: token_of(id), name: format!("n{id}"), media: None };
     send_text(&mut ws, serde_json::to_string(&join).map_err(|e| e.to_string())?).await?;
     loop {
         let text = next_text_timeout(&mut ws, IO_TIMEOUT).await?;
         match serde_json::from_str::<ServerFrame>(&text) {
-            Ok(ServerFrame::Welcome { .. }) => return Ok((pj, ws)),
+            Ok(ServerFrame::Welcome { .. }) => return Ok(ws),
             Ok(ServerFrame::Error { code, message }) => return Err(format!("join refused: {code:?} {message}")),
             _ => continue,
         }
     }
+}
+
+/// `{"type":"leave"}`: what the meeting page sends on hang-up.
+pub fn leave_frame() -> String {
+    serde_json::to_string(&ClientFrame::Leave).expect("leave serialises")
+}
+
+/// Ends a seat as the meeting page's Leave does: `leave`, then the room socket's close. A seat
+/// whose sockets merely drop is held for `GRACE_MS` (20 s) and its end runs alarms and
+/// broadcasts then, inside whichever scenario is being measured by that time. Waiting for the
+/// server's close frame means the `leave` (earlier on the same socket) has been handled.
+pub async fn leave(mut seat: Ws) {
+    let _ = send_text(&mut seat, leave_frame()).await;
+    close(seat).await;
 }
 
 pub fn chat_frame(text: String) -> String {
@@ -281,9 +328,9 @@ pub mod sio {
     pub const PING: &str = "2";
     pub const PONG: &str = "3";
 
-    /// Connects, completes the Engine.IO open (`0{..}`) and the Socket.IO connect (`40` → `40{sid}`).
-    pub async fn connect_io(t: &Target) -> Res<Ws> {
-        let mut ws = connect(&t.sio_url()).await?;
+    /// Connects from `ip`, completes the Engine.IO open (`0{..}`) and the Socket.IO connect (`40` → `40{sid}`).
+    pub async fn connect_io(t: &Target, ip: &str) -> Res<Ws> {
+        let mut ws = connect(&t.sio_url(), ip).await?;
         let open = next_text_timeout(&mut ws, IO_TIMEOUT).await?;
         if !open.starts_with('0') {
             return Err(format!("expected engine.io open, got {open}"));
@@ -325,9 +372,9 @@ pub mod sio {
         Some((name, arr))
     }
 
-    /// Connects and joins `room` as `user`, waiting for the join acknowledgement (`430[]`).
-    pub async fn join(t: &Target, room: &str, user: &str) -> Res<Ws> {
-        let mut ws = connect_io(t).await?;
+    /// Connects from `ip` and joins `room` as `user`, waiting for the join acknowledgement (`430[]`).
+    pub async fn join(t: &Target, room: &str, user: &str, ip: &str) -> Res<Ws> {
+        let mut ws = connect_io(t, ip).await?;
         send_text(&mut ws, event("join-room", &[json!(room), json!(user)], Some(0))).await?;
         loop {
             let f = next_text_timeout(&mut ws, IO_TIMEOUT).await?;
@@ -345,15 +392,51 @@ pub mod sio {
     }
 }
 
-/// Opens one "signalling socket" of a system: a PeerJS registration (OPEN), or for Socket.IO
-/// a connection that joined its room (join acknowledged).
-pub async fn open_member(t: &Target, room: &str, id: &str) -> Res<Ws> {
-    match t.flavour {
+/// One simulated person: its signalling socket and, in an edge-meet room, its seat.
+pub struct Person {
+    /// A PeerJS registration (OPEN), or for Socket.IO a connection (joined to its room if any).
+    pub signal: Ws,
+    /// edge-meet rooms: the room socket after `welcome` (see [`Target::seats`]).
+    pub seat: Option<Ws>,
+}
+
+impl Person {
+    pub fn sockets(&self) -> usize {
+        1 + self.seat.is_some() as usize
+    }
+
+    /// Leaves as the meeting page does (seat first, see [`leave`]), then closes the signalling
+    /// socket: a PeerJS id nobody is seated as is unregistered at once when it closes.
+    pub async fn close(self) {
+        if let Some(seat) = self.seat {
+            leave(seat).await;
+        }
+        close(self.signal).await;
+    }
+}
+
+/// Opens one person of a system in `room`, all its sockets from one fresh address
+/// ([`client_ip`]): a PeerJS registration (OPEN), seated in edge-meet rooms (the roster relays
+/// only between seated members, and closes an unseated id after `JOIN_WINDOW_MS`); for
+/// Socket.IO a connection that joined its room (join acknowledged).
+pub async fn open_person(t: &Target, room: &str, id: &str) -> Res<Person> {
+    let ip = client_ip();
+    let signal = match t.flavour {
         // One object for Socket.IO is one server: connected, in no room. (Joining 2,000 sockets
         // to one room would measure the original design's O(n²) "call-connected" fan-out.)
-        Flavour::Sio if room.is_empty() => sio::connect_io(t).await,
-        Flavour::Sio => sio::join(t, room, id).await,
-        _ => open_peerjs(t, room, id).await,
+        Flavour::Sio if room.is_empty() => sio::connect_io(t, &ip).await?,
+        Flavour::Sio => sio::join(t, room, id, &ip).await?,
+        _ => open_peerjs(t, room, id, &ip).await?,
+    };
+    if !t.seats(room) {
+        return Ok(Person { signal, seat: None });
+    }
+    match seat(t, room, id, &ip).await {
+        Ok(s) => Ok(Person { signal, seat: Some(s) }),
+        Err(e) => {
+            close(signal).await;
+            Err(e)
+        }
     }
 }
 

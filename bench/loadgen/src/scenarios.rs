@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 use tokio::time::{sleep, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::net::{self, sio, Flavour, Res, Target, Ws};
+use crate::net::{self, sio, Flavour, Person, Res, Target, Ws};
 use crate::procfs;
 use crate::util::{now_us, percentile_ms, round, run_tag};
 
@@ -28,12 +28,13 @@ fn ms(x: Option<f64>) -> Value {
     x.map_or(Value::Null, |v| json!(round(v, 3)))
 }
 
-/// Opens `n` sockets with at most `concurrency` handshakes in flight. Returns, per index, the
-/// socket (or the error) and how long its open took (µs, handshake to OPEN/joined).
-pub async fn open_many<F, Fut>(n: usize, concurrency: usize, f: F) -> Vec<(usize, Res<Ws>, u64)>
+/// Opens `n` sockets (or people) with at most `concurrency` opens in flight. Returns, per
+/// index, the socket (or the error) and how long its open took (µs, handshake to OPEN/joined).
+pub async fn open_many<T, F, Fut>(n: usize, concurrency: usize, f: F) -> Vec<(usize, Res<T>, u64)>
 where
+    T: Send + 'static,
     F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Res<Ws>> + Send + 'static,
+    Fut: std::future::Future<Output = Res<T>> + Send + 'static,
 {
     let sem = Arc::new(Semaphore::new(concurrency.max(1)));
     let f = Arc::new(f);
@@ -72,6 +73,20 @@ pub async fn close_all(sockets: Vec<Ws>) {
     while set.join_next().await.is_some() {}
 }
 
+/// [`net::leave`] for many seats, a bounded number at a time.
+async fn leave_all(seats: Vec<Ws>) {
+    let mut set = JoinSet::new();
+    let sem = Arc::new(Semaphore::new(256));
+    for ws in seats {
+        let sem = sem.clone();
+        set.spawn(async move {
+            let _p = sem.acquire_owned().await;
+            net::leave(ws).await;
+        });
+    }
+    while set.join_next().await.is_some() {}
+}
+
 /// CPU seconds of the server tree, if we know its root.
 fn cpu(pid: Option<u32>) -> Option<f64> {
     pid.map(procfs::tree_cpu_s)
@@ -104,19 +119,26 @@ async fn pairs_phase(t: &Target, p: &PairsParams, pid: Option<u32>, label: &str)
     let rooms = p.rooms.max(1);
     let tag2 = tag.clone();
     let label2 = label.to_owned();
-    // Socket 2i is pair i's caller ("a"), 2i+1 its callee ("b"); both in room i % rooms.
+    // Person 2i is pair i's caller ("a"), 2i+1 its callee ("b"); both in room i % rooms, each
+    // from its own address and, on edge-meet rooms, seated (the roster relays only between
+    // seated members). All of it before the measured window, which starts after the last
+    // welcome: throughput, RTT and CPU are of relaying alone, as for peerjs-server and the floor.
     let opened = open_many(p.pairs * 2, 32, move |k| {
         let t = target.clone();
         let room = format!("{tag2}-{label2}-{}", (k / 2) % rooms);
         let id = format!("{tag2}{label2}{}{}", if k % 2 == 0 { "a" } else { "b" }, k / 2);
-        async move { net::open_peerjs(&t, &room, &id).await }
+        async move { net::open_person(&t, &room, &id).await }
     })
     .await;
     let mut socks: Vec<Option<Ws>> = Vec::new();
+    let mut seats: Vec<Ws> = Vec::new();
     let mut errors = 0;
     for (_, r, _) in opened {
         match r {
-            Ok(ws) => socks.push(Some(ws)),
+            Ok(person) => {
+                socks.push(Some(person.signal));
+                seats.extend(person.seat);
+            }
             Err(e) => {
                 errors += 1;
                 if errors == 1 {
@@ -127,12 +149,21 @@ async fn pairs_phase(t: &Target, p: &PairsParams, pid: Option<u32>, label: &str)
         }
     }
     if errors > 0 {
+        leave_all(seats).await;
         close_all(socks.into_iter().flatten().collect()).await;
-        return Err(format!("{errors} sockets failed to open"));
+        return Err(format!("{errors} people failed to open or join"));
     }
     let start_us = now_us() + p.warmup.as_micros() as u64;
     let end_us = start_us + p.duration.as_micros() as u64;
     let (stop_tx, stop_rx) = watch::channel(false);
+    // The room sockets stay open through the run (a seat whose room socket drops is
+    // "reconnecting"); read so a close from the server is seen and counted.
+    let seats_lost = Arc::new(AtomicU64::new(0));
+    let seated = seats.len();
+    let mut seat_holders = JoinSet::new();
+    for ws in seats {
+        seat_holders.spawn(hold_seat(ws, seats_lost.clone(), stop_rx.clone()));
+    }
     let mut callers = JoinSet::new();
     let mut callees = JoinSet::new();
     for i in 0..p.pairs {
@@ -164,12 +195,24 @@ async fn pairs_phase(t: &Target, p: &PairsParams, pid: Option<u32>, label: &str)
             sockets.push(ws);
         }
     }
+    let mut seats = Vec::new();
+    while let Some(r) = seat_holders.join_next().await {
+        if let Ok(Some(ws)) = r {
+            seats.push(ws);
+        }
+    }
+    leave_all(seats).await;
     close_all(sockets).await;
     let secs = p.duration.as_secs_f64();
     let relayed = 2 * done;
     let cpu_s = cpu0.zip(cpu1).map(|(a, b)| b - a);
+    let seats_lost = seats_lost.load(Relaxed);
+    if seats_lost > 0 {
+        eprintln!("[loadgen] {label}: {seats_lost} room sockets closed by the server during the run");
+    }
     Ok(json!({
         "pairs": p.pairs, "rooms": rooms, "frame": p.kind, "bytes": p.size, "window": p.window,
+        "seated": seated, "seats_lost": seats_lost,
         "seconds": secs, "round_trips": done,
         "throughput_msgs_s": round(relayed as f64 / secs, 1),
         "rtt_p50_ms": ms(percentile_ms(&mut rtts, 50.0)),
@@ -177,6 +220,22 @@ async fn pairs_phase(t: &Target, p: &PairsParams, pid: Option<u32>, label: &str)
         "server_cpu_s": cpu_s.map(|c| round(c, 3)),
         "cpu_us_per_msg": cpu_s.filter(|_| relayed > 0).map(|c| round(c * 1e6 / relayed as f64, 2)),
     }))
+}
+
+/// Holds a seat's room socket until `stop`, discarding what it receives (roster broadcasts);
+/// `None` (and one more in `lost`) if the server closed it meanwhile.
+async fn hold_seat(mut ws: Ws, lost: Arc<AtomicU64>, mut stop: watch::Receiver<bool>) -> Option<Ws> {
+    loop {
+        tokio::select! {
+            m = net::next_text(&mut ws) => {
+                if !matches!(m, Ok(Some(_))) {
+                    lost.fetch_add(1, Relaxed);
+                    return None;
+                }
+            }
+            _ = stop.changed() => return Some(ws),
+        }
+    }
 }
 
 async fn sleep_until_us(t: u64) {
@@ -309,7 +368,9 @@ pub async fn chat(t: &Target, p: &ChatParams, pid: Option<u32>) -> Res<Value> {
     let tag = run_tag();
     let room = format!("{tag}-chat");
     let n = p.members;
-    // Members join a few at a time (each join is broadcast to those already in).
+    // Members join a few at a time (each join is broadcast to those already in), each person
+    // from its own address: 50 people in one room from one address would be one client over
+    // edge-meet's CLIENT_SOCKET_LIMIT (32 sockets per room), which no meeting of people is.
     let mut extra: Vec<Ws> = Vec::new(); // edge-meet PeerJS sockets: held, they prove membership
     let mut members: Vec<Ws> = Vec::new();
     for chunk in (0..n).collect::<Vec<_>>().chunks(10) {
@@ -318,12 +379,12 @@ pub async fn chat(t: &Target, p: &ChatParams, pid: Option<u32>) -> Res<Value> {
             let t = t.clone();
             let room = room.clone();
             let id = format!("{tag}m{i}");
+            // edge-meet chats on the seat's room socket; the others on their one socket.
             set.spawn(async move {
-                match t.flavour {
-                    Flavour::Edge => net::edge_join(&t, &room, &id).await.map(|(pj, ws)| (Some(pj), ws)),
-                    Flavour::Sio => sio::join(&t, &room, &id).await.map(|ws| (None, ws)),
-                    _ => net::open_peerjs(&t, &room, &id).await.map(|ws| (None, ws)),
-                }
+                net::open_person(&t, &room, &id).await.map(|p| match p.seat {
+                    Some(seat) => (Some(p.signal), seat),
+                    None => (None, p.signal),
+                })
             });
         }
         while let Some(r) = set.join_next().await {
@@ -333,7 +394,12 @@ pub async fn chat(t: &Target, p: &ChatParams, pid: Option<u32>) -> Res<Value> {
                     members.push(ws);
                 }
                 Err(e) => {
-                    close_all(members.into_iter().chain(extra).collect()).await;
+                    if flavour == Flavour::Edge {
+                        leave_all(members).await;
+                    } else {
+                        close_all(members).await;
+                    }
+                    close_all(extra).await;
                     return Err(format!("chat member failed to join: {e}"));
                 }
             }
@@ -351,11 +417,12 @@ pub async fn chat(t: &Target, p: &ChatParams, pid: Option<u32>) -> Res<Value> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut sinks: Vec<Sink> = Vec::new();
     let mut readers = JoinSet::new();
-    for ws in members {
+    for (i, ws) in members.into_iter().enumerate() {
         let (sink, stream) = ws.split();
         let sink: Sink = Arc::new(tokio::sync::Mutex::new(sink));
         sinks.push(sink.clone());
-        readers.spawn(chat_reader(flavour, stream, sink, tracker.clone(), start_us, end_us, stop_rx.clone()));
+        let reader = chat_reader(flavour, stream, sink, tracker.clone(), start_us, end_us, stop_rx.clone());
+        readers.spawn(async move { (i, reader.await) });
     }
     let pad: String = "lorem ipsum dolor sit amet ".chars().cycle().take(p.text_len.saturating_sub(24)).collect();
     let cpu_task = async {
@@ -404,21 +471,30 @@ pub async fn chat(t: &Target, p: &ChatParams, pid: Option<u32>) -> Res<Value> {
     let mut lat: Vec<u64> = Vec::new();
     let mut streams = Vec::new();
     while let Some(r) = readers.join_next().await {
-        if let Ok((stream, samples)) = r {
+        if let Ok((i, (stream, samples))) = r {
             lat.extend(samples);
-            streams.push(stream);
+            streams.push((i, stream));
         }
     }
-    // Reassemble and close politely.
-    let mut sockets = extra;
-    for (sink, stream) in sinks.into_iter().zip(streams) {
-        if let Ok(m) = Arc::try_unwrap(sink) {
+    // Readers end in any order; a half only reunites with its own sink.
+    streams.sort_by_key(|(i, _)| *i);
+    // Reassemble and close politely: edge-meet's seats leave first ([`net::leave`]), then the
+    // PeerJS sockets close, so no seat is left reconnecting into the next scenario.
+    let mut sockets = Vec::new();
+    let mut sinks: Vec<Option<Sink>> = sinks.into_iter().map(Some).collect();
+    for (i, stream) in streams {
+        if let Some(Ok(m)) = sinks[i].take().map(Arc::try_unwrap) {
             if let Ok(ws) = m.into_inner().reunite(stream) {
                 sockets.push(ws);
             }
         }
     }
-    close_all(sockets).await;
+    if flavour == Flavour::Edge {
+        leave_all(sockets).await;
+    } else {
+        close_all(sockets).await;
+    }
+    close_all(extra).await;
     if let Some(e) = send_error {
         return Err(format!("chat send failed: {e}"));
     }
@@ -486,35 +562,55 @@ async fn chat_reader(
 
 #[derive(Default)]
 pub struct HoldCounters {
-    /// HEARTBEAT frames sent (PeerJS-style systems).
+    /// HEARTBEAT frames sent (PeerJS-style systems), on PeerJS sockets and seats' room sockets.
     pub heartbeats: AtomicU64,
+    /// Of those, sent on edge-meet seats' room sockets.
+    pub seat_heartbeats: AtomicU64,
     /// Heartbeat echoes received (the runtime's auto-response on workerd systems).
     pub echoes: AtomicU64,
     /// Engine.IO pongs sent in answer to server pings (Socket.IO).
     pub pongs: AtomicU64,
-    /// Sockets the server closed while held.
+    /// People the server closed a socket of while held.
     pub dropped: AtomicU64,
 }
 
-/// Keeps a socket open until `stop`: answers Socket.IO pings, sends a HEARTBEAT every
-/// `interval` (first after `phase`) when asked to, counts what happens, then closes politely.
+/// How often a seat's room socket heartbeats: the meeting page's `HEARTBEAT_MS`
+/// (public/js/room-socket.js). Without it a held seat would be closed by `ALIVE_TIMEOUT_MS`
+/// (60 s) during the full idle window.
+const SEAT_HEARTBEAT: Duration = Duration::from_secs(10);
+
+/// The next message of an optional socket; never, without one.
+async fn next_of(ws: &mut Option<Ws>) -> Option<Result<Message, tokio_tungstenite::tungstenite::Error>> {
+    match ws {
+        Some(ws) => ws.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Keeps a person's sockets open until `stop`: answers Socket.IO pings, sends HEARTBEATs when
+/// asked to — the signalling socket every `interval`, a seat's room socket every
+/// [`SEAT_HEARTBEAT`], each first after `phase` (a fraction of its interval) — counts what
+/// happens, then leaves and closes politely ([`Person::close`]).
 async fn hold(
-    mut ws: Ws,
+    person: Person,
     flavour: Flavour,
-    heartbeat: Option<(Duration, Duration)>,
+    heartbeat: Option<(Duration, f64)>,
     counters: Arc<HoldCounters>,
     mut stop: watch::Receiver<bool>,
 ) {
     let hb_text = net::heartbeat();
-    let (interval, phase) = heartbeat.unwrap_or((Duration::from_secs(3600), Duration::from_secs(3600)));
+    let Person { mut signal, mut seat } = person;
+    let (interval, phase) = heartbeat.unwrap_or((Duration::from_secs(3600), 1.0));
     let send_hb = heartbeat.is_some() && flavour != Flavour::Sio;
-    let mut next_hb = Instant::now() + phase;
+    let t0 = Instant::now();
+    let mut next_hb = t0 + interval.mul_f64(phase);
+    let mut next_seat_hb = t0 + SEAT_HEARTBEAT.mul_f64(phase);
     loop {
         tokio::select! {
-            m = ws.next() => match m {
+            m = signal.next() => match m {
                 Some(Ok(Message::Text(t))) => {
                     if flavour == Flavour::Sio && t.as_str() == sio::PING {
-                        if net::send_text(&mut ws, sio::PONG.into()).await.is_err() { break; }
+                        if net::send_text(&mut signal, sio::PONG.into()).await.is_err() { break; }
                         counters.pongs.fetch_add(1, Relaxed);
                     } else if t.as_str() == hb_text {
                         counters.echoes.fetch_add(1, Relaxed);
@@ -522,19 +618,42 @@ async fn hold(
                 }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
                     counters.dropped.fetch_add(1, Relaxed);
+                    if let Some(seat) = seat {
+                        net::leave(seat).await;
+                    }
+                    return;
+                }
+                Some(Ok(_)) => {}
+            },
+            m = next_of(&mut seat) => match m {
+                Some(Ok(Message::Text(t))) => {
+                    if t.as_str() == hb_text {
+                        counters.echoes.fetch_add(1, Relaxed);
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
+                    counters.dropped.fetch_add(1, Relaxed);
+                    net::close(signal).await;
                     return;
                 }
                 Some(Ok(_)) => {}
             },
             _ = tokio::time::sleep_until(next_hb), if send_hb => {
-                if net::send_text(&mut ws, hb_text.clone()).await.is_err() { break; }
+                if net::send_text(&mut signal, hb_text.clone()).await.is_err() { break; }
                 counters.heartbeats.fetch_add(1, Relaxed);
                 next_hb += interval;
+            }
+            _ = tokio::time::sleep_until(next_seat_hb), if send_hb && seat.is_some() => {
+                let Some(ws) = seat.as_mut() else { break };
+                if net::send_text(ws, hb_text.clone()).await.is_err() { break; }
+                counters.heartbeats.fetch_add(1, Relaxed);
+                counters.seat_heartbeats.fetch_add(1, Relaxed);
+                next_seat_hb += SEAT_HEARTBEAT;
             }
             _ = stop.changed() => break,
         }
     }
-    net::close(ws).await;
+    Person { signal, seat }.close().await;
 }
 
 #[derive(Clone, Debug)]
@@ -550,7 +669,10 @@ pub struct JoinParams {
     pub one_object: bool,
 }
 
-/// Join storm: `sockets` members into `rooms` rooms as fast as `concurrency` allows.
+/// Join storm: `sockets` members into `rooms` rooms as fast as `concurrency` allows. A member
+/// is a person ([`net::open_person`]): on edge-meet rooms a PeerJS socket and a seated room
+/// socket, as the meeting page joins (an unseated id is closed after `JOIN_WINDOW_MS`, and a
+/// full storm on wrangler dev takes longer than that); elsewhere one socket.
 pub async fn join_storm(t: &Target, p: &JoinParams, pid: Option<u32>) -> Res<Value> {
     let tag = run_tag();
     let rss0 = pid.map(procfs::tree_rss_kb);
@@ -563,10 +685,11 @@ pub async fn join_storm(t: &Target, p: &JoinParams, pid: Option<u32>) -> Res<Val
         let t = target.clone();
         let room = if one { String::new() } else { format!("{tag2}-j{}", i % rooms) };
         let id = format!("{tag2}j{i}");
-        async move { net::open_member(&t, &room, &id).await }
+        async move { net::open_person(&t, &room, &id).await }
     })
     .await;
     let elapsed = (now_us() - t0) as f64 / 1e6;
+    let mut sockets = 0u64;
     let (stop_tx, stop_rx) = watch::channel(false);
     let counters = Arc::new(HoldCounters::default());
     let mut holders = JoinSet::new();
@@ -575,9 +698,10 @@ pub async fn join_storm(t: &Target, p: &JoinParams, pid: Option<u32>) -> Res<Val
     let mut open_lat = Vec::new();
     for (_, r, us) in opened {
         match r {
-            Ok(ws) => {
+            Ok(person) => {
                 open_lat.push(us);
-                holders.spawn(hold(ws, t.flavour, None, counters.clone(), stop_rx.clone()));
+                sockets += person.sockets() as u64;
+                holders.spawn(hold(person, t.flavour, None, counters.clone(), stop_rx.clone()));
             }
             Err(e) => {
                 errors += 1;
@@ -594,10 +718,12 @@ pub async fn join_storm(t: &Target, p: &JoinParams, pid: Option<u32>) -> Res<Val
         let _ = tokio::time::timeout(Duration::from_secs(1), holders.join_next()).await;
     }
     holders.abort_all();
-    let per_socket = rss0.zip(rss1).filter(|_| ok > 0).map(|(a, b)| (b as f64 - a as f64) / ok as f64);
+    // Memory per socket over the sockets actually held (two per seated edge-meet member).
+    let per_socket = rss0.zip(rss1).filter(|_| sockets > 0).map(|(a, b)| (b as f64 - a as f64) / sockets as f64);
+    let per_member = rss0.zip(rss1).filter(|_| ok > 0).map(|(a, b)| (b as f64 - a as f64) / ok as f64);
     Ok(json!({
         "sockets": p.sockets, "rooms": rooms, "one_object": one, "concurrency": p.concurrency,
-        "opened": ok, "errors": errors, "first_error": first_error,
+        "opened": ok, "sockets_held": sockets, "errors": errors, "first_error": first_error,
         "dropped_while_held": counters.dropped.load(Relaxed),
         "time_s": round(elapsed, 3),
         "open_p50_ms": ms(percentile_ms(&mut open_lat.clone(), 50.0)),
@@ -605,6 +731,7 @@ pub async fn join_storm(t: &Target, p: &JoinParams, pid: Option<u32>) -> Res<Val
         "rss_before_mb": rss0.map(|k| round(k as f64 / 1024.0, 1)),
         "rss_after_mb": rss1.map(|k| round(k as f64 / 1024.0, 1)),
         "kb_per_socket": per_socket.map(|k| round(k, 2)),
+        "kb_per_member": per_member.map(|k| round(k, 2)),
     }))
 }
 
@@ -672,7 +799,9 @@ pub async fn idle(t: &Target, p: &IdleParams, pid: Option<u32>) -> Res<Value> {
         let t = target.clone();
         let room = rooms2[i % rooms2.len()].clone();
         let id = format!("{tag2}i{i}");
-        async move { net::open_member(&t, &room, &id).await }
+        // Seated on edge-meet rooms: an unseated id is closed (4002) after JOIN_WINDOW_MS,
+        // inside the full idle window, and an idle meeting is of seated people.
+        async move { net::open_person(&t, &room, &id).await }
     })
     .await;
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -682,10 +811,10 @@ pub async fn idle(t: &Target, p: &IdleParams, pid: Option<u32>) -> Res<Value> {
     let mut errors = 0;
     for (i, r, _) in opened {
         match r {
-            Ok(ws) => {
+            Ok(person) => {
                 // Spread the heartbeats evenly over the interval, as independent clients would be.
-                let phase = p.interval.mul_f64(i as f64 / n as f64);
-                holders.spawn(hold(ws, t.flavour, Some((p.interval, phase)), counters.clone(), stop_rx.clone()));
+                let phase = i as f64 / n as f64;
+                holders.spawn(hold(person, t.flavour, Some((p.interval, phase)), counters.clone(), stop_rx.clone()));
             }
             Err(_) => errors += 1,
         }
@@ -698,11 +827,13 @@ pub async fn idle(t: &Target, p: &IdleParams, pid: Option<u32>) -> Res<Value> {
     sleep(Duration::from_millis(500)).await;
     let (before, fetch0) = read_counts(t, &rooms).await?;
     let hb0 = counters.heartbeats.load(Relaxed) + counters.pongs.load(Relaxed);
+    let seat_hb0 = counters.seat_heartbeats.load(Relaxed);
     let echo0 = counters.echoes.load(Relaxed);
     let cpu0 = cpu(pid);
     sleep(p.window).await;
     let cpu1 = cpu(pid);
     let hb1 = counters.heartbeats.load(Relaxed) + counters.pongs.load(Relaxed);
+    let seat_hb1 = counters.seat_heartbeats.load(Relaxed);
     let echo1 = counters.echoes.load(Relaxed);
     let (after, fetch1) = read_counts(t, &rooms).await?;
     // A workerd object whose fetch count did not go up by exactly our one stats read was
@@ -721,6 +852,7 @@ pub async fn idle(t: &Target, p: &IdleParams, pid: Option<u32>) -> Res<Value> {
     Ok(json!({
         "peers": p.peers, "rooms": rooms_n, "interval_s": p.interval.as_secs_f64(), "window_s": p.window.as_secs_f64(),
         "heartbeats": heartbeats,
+        "seat_heartbeats": seat_hb1 - seat_hb0,
         "heartbeat_kind": if t.flavour == Flavour::Sio { "engine.io pong to server ping" } else { "HEARTBEAT frame" },
         "echoes": echo1 - echo0,
         "handler_invocations": invocations,
@@ -745,7 +877,7 @@ async fn control_check(t: &Target, room: &str, tag: &str) -> Value {
         return json!("n/a");
     }
     let run = async {
-        let mut ws = net::open_peerjs(t, room, &format!("{tag}ctl")).await?;
+        let mut ws = net::open_peerjs(t, room, &format!("{tag}ctl"), &net::client_ip()).await?;
         sleep(Duration::from_millis(200)).await;
         let (c0, _) = read_counts(t, &[room.to_owned()]).await?;
         for _ in 0..5 {

@@ -140,7 +140,9 @@ impl Settings {
                 Err(_) if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => u64::MAX,
                 Err(_) => {
                     let d = default_of(name).parse().unwrap_or(min).clamp(min, max);
-                    clamped.borrow_mut().push(format!("{name}={given:?} is not a whole number; using the default {d}"));
+                    clamped
+                        .borrow_mut()
+                        .push(format!("{name}=\"{given}\" is not a whole number; using the default {d}"));
                     return d;
                 }
             };

@@ -57,6 +57,11 @@ pub struct SeatRecord {
     pub token: String,
     /// Join order (see the roster's `Seat::order`).
     pub order: u64,
+    /// Since when its member has been away (reconnecting): a restart that finds the seat without
+    /// sockets continues that grace period rather than starting a new one, so a crashed tab's
+    /// seat ends on time even when every wake-up is a fresh instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub away_since: Option<u64>,
 }
 
 /// The answer to a new PeerJS socket.

@@ -61,7 +61,9 @@ impl Hub {
                 None => (None, rec.member),
             };
             self.joins = self.joins.max(rec.order);
-            let seat = Seat { sid, member, order: rec.order, away_since: None };
+            // Present for now; the pass below marks it reconnecting if a socket is missing, and
+            // then its grace period runs from when it went away (stored), not from this restore.
+            let seat = Seat { sid, member, order: rec.order, away_since: rec.away_since };
             self.roster.insert(peer_id, seat);
         }
         // A room socket whose seat storage does not know (written by a build that kept none):
@@ -86,10 +88,22 @@ impl Hub {
         let mut ids: Vec<String> = self.roster.keys().cloned().collect();
         ids.sort();
         for peer_id in ids {
-            if let Some(seat) = self.roster.get_mut(&peer_id) {
-                seat.member.presence = Presence::Present;
+            let pj_live = self.registry.get(&peer_id).is_some_and(|r| r.sid.is_some());
+            let Some(seat) = self.roster.get_mut(&peer_id) else { continue };
+            match seat.away_since {
+                // Away before the wake-up and still away: the room was told then; its grace
+                // period goes on from when it began.
+                Some(t) if !(seat.sid.is_some() && pj_live) => {
+                    seat.member.presence = Presence::Reconnecting;
+                    let deadline = t.min(now).saturating_add(self.config.grace_ms);
+                    self.schedule(deadline, fx);
+                }
+                _ => {
+                    seat.member.presence = Presence::Present;
+                    seat.away_since = None;
+                    self.refresh_presence(&peer_id, now, fx);
+                }
             }
-            self.refresh_presence(&peer_id, now, fx);
         }
         // Sockets without a seat get what is left of their join window.
         if self.config.membership {
@@ -122,12 +136,14 @@ impl Hub {
             return;
         }
         seat.member.presence = want;
-        let except = seat.sid;
+        seat.away_since = (want == Presence::Reconnecting).then_some(now);
+        let (except, member, order, away_since) = (seat.sid, seat.member.clone(), seat.order, seat.away_since);
         if want == Presence::Reconnecting {
-            seat.away_since = Some(now);
             self.schedule(now.saturating_add(self.config.grace_ms), fx);
-        } else {
-            seat.away_since = None;
+        }
+        // Storage keeps when the member went away (see `SeatRecord::away_since`).
+        if let Some(token) = self.registry.get(peer_id).map(|r| r.token.clone()) {
+            fx.push(Effect::SaveSeat(SeatRecord { member, token, order, away_since }));
         }
         let frame = ServerFrame::PeerPresence { peer_id: peer_id.to_owned(), presence: want };
         self.broadcast(&frame, except, fx);
@@ -240,7 +256,7 @@ impl Hub {
         let order = self.joins;
         let seat = Seat { sid: Some(sid), member: member.clone(), order, away_since: None };
         self.roster.insert(j.peer_id.clone(), seat);
-        fx.push(Effect::SaveSeat(SeatRecord { member: member.clone(), token: j.token, order }));
+        fx.push(Effect::SaveSeat(SeatRecord { member: member.clone(), token: j.token, order, away_since: None }));
         self.seat_sockets(sid, &j.peer_id);
         self.attach_member(sid, Some(member.clone()), fx);
         self.welcome(sid, member.clone(), peers, false, fx);

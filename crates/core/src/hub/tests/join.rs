@@ -31,7 +31,7 @@ fn join_attaches_welcomes_and_announces_to_members_only() {
     assert_eq!(
         fx,
         vec![
-            Effect::SaveSeat(SeatRecord { member: me.clone(), token: "tok-c".into(), order: 3 }),
+            Effect::SaveSeat(SeatRecord { member: me.clone(), token: "tok-c".into(), order: 3, away_since: None }),
             Effect::Attach { sid: 104, attachment: att(104, 30, Role::Room { member: Some(me) }) },
             send_frame(104, &welcome),
             send_frame(101, &joined),

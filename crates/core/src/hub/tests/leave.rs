@@ -52,6 +52,13 @@ fn leave_tells_self_and_others_and_allows_rejoin() {
     assert_eq!(recipients(&fx), vec![102, 101, 103]);
 }
 
+/// The seat storage keeps for a member of these tests (`tok-<id>`), away since `away`.
+fn saved(id: &str, name: &str, joined_at: u64, order: u64, away: Option<u64>) -> Effect {
+    let presence = if away.is_some() { Presence::Reconnecting } else { Presence::Present };
+    let member = Member { presence, ..member(id, name, joined_at) };
+    Effect::SaveSeat(SeatRecord { member, token: tok(id), order, away_since: away })
+}
+
 /// `peer-presence` for `id`.
 fn presence(id: &str, presence: Presence) -> ServerFrame {
     ServerFrame::PeerPresence { peer_id: id.into(), presence }
@@ -64,7 +71,7 @@ fn a_room_socket_that_closes_leaves_its_member_reconnecting_not_gone() {
     member_in(&mut hub, 2, 102, "b", "Bob", 0);
     hub.on_room_open(103, 0);
     let fx = hub.on_close(101);
-    assert_eq!(fx, vec![send_frame(102, &presence("a", Presence::Reconnecting))]);
+    assert_eq!(fx, vec![saved("a", "Ada", 0, 1, Some(0)), send_frame(102, &presence("a", Presence::Reconnecting))]);
     assert_eq!(hub.stats().members, 2);
     assert_eq!(hub.stats().reconnecting, 1);
     // The member's next room socket takes the seat back: a resumed welcome, and the others hear
@@ -75,6 +82,7 @@ fn a_room_socket_that_closes_leaves_its_member_reconnecting_not_gone() {
     assert_eq!(
         fx,
         vec![
+            saved("a", "Ada", 0, 1, None),
             send_frame(102, &presence("a", Presence::Present)),
             Effect::Attach { sid: 104, attachment: att(104, 6, Role::Room { member: Some(me.clone()) }) },
             send_frame(
@@ -103,7 +111,11 @@ fn a_member_whose_peerjs_socket_drops_keeps_its_id_for_its_own_token() {
     member_in(&mut hub, 3, 103, "c", "Cy", 4);
     let fx = hub.on_close(1);
     let away = presence("a", Presence::Reconnecting);
-    assert_eq!(fx, vec![send_frame(102, &away), send_frame(103, &away)], "its own room socket is not told");
+    assert_eq!(
+        fx,
+        vec![saved("a", "Ada", 2, 1, Some(4)), send_frame(102, &away), send_frame(103, &away)],
+        "its own room socket is not told"
+    );
     // Nobody else can take the id in the meantime (the identity hijack).
     let refused = hub.hub.on_peerjs_open(9, "a", "thief", "", 5);
     assert_eq!(refused, Admission::Refused { frame: peerjs::id_taken_frame() });
@@ -179,6 +191,7 @@ fn room_socket_alive_timeout_makes_the_member_reconnecting() {
         vec![
             retire(101, 0),
             Effect::Close { sid: 101, code: close::ALIVE_TIMEOUT, reason: "alive timeout" },
+            saved("a", "Ada", 0, 1, Some(ALIVE)),
             send_frame(102, &presence("a", Presence::Reconnecting)),
             Effect::SetAlarm { at_ms: 2 * ALIVE },
         ]

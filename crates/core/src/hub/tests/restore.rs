@@ -196,3 +196,33 @@ fn a_restart_that_drops_every_socket_keeps_every_seat_for_the_grace_period() {
     assert_eq!(room_to(&fx, 105), vec![gone]);
     assert!(!hub.seats.contains_key("c"));
 }
+
+#[test]
+fn a_restore_continues_the_grace_period_of_a_member_already_away() {
+    // A crashed tab: its sockets went at 1 000, and each wake-up of the idle room is a fresh
+    // instance. The seat must end GRACE after 1 000, not GRACE after the latest wake-up.
+    let mut hub = Sim::new(cfg());
+    member_in(&mut hub, 1, 101, "a", "Ada", 0);
+    member_in(&mut hub, 2, 102, "b", "Bob", 0);
+    let mut shell = Shell::default();
+    for (pj, room) in [(2, 102)] {
+        shell.apply(&hub.on_text(pj, r#"{"type":"HEARTBEAT","n":0}"#, 500));
+        shell.apply(&hub.on_text(room, r#"{"type":"HEARTBEAT","n":0}"#, 500));
+    }
+    hub.clock = 1_000;
+    hub.on_close(1);
+    hub.on_close(101);
+    assert_eq!(hub.seats["a"].away_since, Some(1_000), "storage knows when a went away");
+    let seats: Vec<SeatRecord> = hub.seats.values().cloned().collect();
+    // Woken at 5 000 with only b's sockets (their attachments, as stored at join).
+    let sockets = vec![
+        (att(2, 0, Role::PeerJs { id: "b".into(), token: tok("b") }), Some(5_000)),
+        (att(102, 0, Role::Room { member: Some(member("b", "Bob", 0)) }), Some(5_000)),
+    ];
+    let mut hub = Sim::restore_seats(cfg(), sockets, vec![], seats, 5_000);
+    assert_eq!(hub.stats().reconnecting, 1);
+    let beats: Vec<(Sid, u64)> = vec![(2, 1_000 + GRACE), (102, 1_000 + GRACE)];
+    let fx = hub.on_alarm(1_000 + GRACE, &beats);
+    assert_eq!(room_to(&fx, 102), vec![ServerFrame::PeerLeft { peer_id: "a".into(), reason: LeaveReason::Gone }]);
+    let _ = shell;
+}
