@@ -78,3 +78,13 @@ pub fn preflight(req: &Request) -> Result<Response> {
     }
     cors(req, Response::empty()?.with_status(204).with_headers(headers))
 }
+
+/// The client's address as Cloudflare's edge reports it (`CF-Connecting-IP`), for per-client
+/// limits; at most 64 bytes (an IPv6 address is at most 45), empty when absent.
+pub fn client_address(req: &Request) -> String {
+    let ip = req.headers().get("CF-Connecting-IP").ok().flatten().unwrap_or_default();
+    if ip.len() > 64 {
+        return String::new();
+    }
+    ip
+}

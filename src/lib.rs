@@ -16,6 +16,7 @@ pub mod ice;
 pub mod js;
 pub mod room_object;
 pub mod route;
+pub mod seat_store;
 pub mod shell;
 
 use std::rc::Rc;

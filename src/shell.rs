@@ -20,7 +20,7 @@ use wasm_bindgen::JsCast;
 use worker::*;
 
 use crate::route::{self, Route};
-use crate::{chat_store, http, ice, js};
+use crate::{chat_store, http, ice, js, seat_store};
 
 /// How many times each handler ran since this instance was created (stats endpoint): the
 /// evidence that heartbeats do not wake the object.
@@ -102,11 +102,14 @@ impl Shell {
                 }
             }
         }
+        // Seats exist only in rooms; the global PeerJS server has no roster.
+        let seats = if kind == ObjectKind::Room { seat_store::load(&state) } else { Vec::new() };
+        let hub = Hub::restore(config, restored, seats, now_ms());
         Shell {
             state,
             kind,
             settings,
-            hub: RefCell::new(Hub::restore(config, restored)),
+            hub: RefCell::new(hub),
             sockets: RefCell::new(sockets),
             events: Events::default(),
             sid_cache: js_sys::WeakMap::new(),
@@ -121,10 +124,16 @@ impl Shell {
             Route::RoomSocket { .. } if self.kind == ObjectKind::Room => {
                 self.refresh_ice().await;
                 let sid = new_sid();
-                let pair = self.accept(sid)?;
-                let fx = self.hub.borrow_mut().on_room_open(sid, now_ms());
-                self.execute(fx);
-                Response::from_websocket(pair.client)
+                let client = http::client_address(&req);
+                let admission = self.hub.borrow_mut().on_room_open(sid, &client, now_ms());
+                match admission {
+                    Admission::Refused { frame } => http::text(429, &format!("{frame}\n")),
+                    Admission::Accepted(fx) => {
+                        let pair = self.accept(sid)?;
+                        self.execute(fx);
+                        Response::from_websocket(pair.client)
+                    }
+                }
             }
             Route::PeerJsSocket { .. } => {
                 let q = http::peerjs_query(&req.url()?);
@@ -133,7 +142,8 @@ impl Shell {
                 }
                 let sid = new_sid();
                 let (id, token) = (q.id().unwrap_or_default(), q.token().unwrap_or_default());
-                let admission = self.hub.borrow_mut().on_peerjs_open(sid, id, token, now_ms());
+                let client = http::client_address(&req);
+                let admission = self.hub.borrow_mut().on_peerjs_open(sid, id, token, &client, now_ms());
                 match admission {
                     // A refused socket never joins the hibernation set: workerd drops a close
                     // issued on a hibernatable socket before its 101 is returned.
@@ -195,7 +205,7 @@ impl Shell {
         bump(if error { &self.events.error } else { &self.events.close });
         let Some(sid) = self.sid_of(ws) else { return };
         self.sockets.borrow_mut().remove(&sid);
-        let fx = self.hub.borrow_mut().on_close(sid);
+        let fx = self.hub.borrow_mut().on_close(sid, now_ms());
         self.execute(fx);
     }
 
@@ -256,6 +266,16 @@ impl Shell {
                     let then = self.hub.borrow_mut().chat_stored(record.id, stored);
                     for e in then.into_iter().rev() {
                         queue.push_front(e);
+                    }
+                }
+                Effect::SaveSeat(seat) => {
+                    if let Err(e) = seat_store::save(&self.state, &seat) {
+                        console_error!("seat of {} not stored: {e}", seat.member.peer_id);
+                    }
+                }
+                Effect::DropSeat(peer_id) => {
+                    if let Err(e) = seat_store::drop_seat(&self.state, &peer_id) {
+                        console_error!("seat of {peer_id} not dropped: {e}");
                     }
                 }
                 Effect::SetAlarm { at_ms } => {

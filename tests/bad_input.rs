@@ -16,6 +16,8 @@ struct Bench {
     speakers: Vec<Client>,
     /// Hostile clients that joined: they receive every chat too.
     extra: Vec<Client>,
+    /// Room sockets of members whose PeerJS socket a case uses on its own.
+    extra_rooms: Vec<Ws>,
     probes: usize,
     cases: Vec<String>,
 }
@@ -33,8 +35,14 @@ impl Bench {
         let r = self.watcher.room.expect_chat().await;
         assert_eq!(r.text, text, "watcher after case {case:?}");
         assert_eq!(r.peer_id, self.speakers[i].id);
-        for s in self.speakers.iter_mut().chain(self.extra.iter_mut()) {
-            assert_eq!(s.room.expect_chat().await, r, "member after case {case:?}");
+        for s in self
+            .speakers
+            .iter_mut()
+            .chain(self.extra.iter_mut())
+            .map(|c| &mut c.room)
+            .chain(self.extra_rooms.iter_mut())
+        {
+            assert_eq!(s.expect_chat().await, r, "member after case {case:?}");
         }
         // Two speakers take turns, each well under RATE_PER_SEC.
         tokio::time::sleep(Duration::from_millis(60)).await;
@@ -42,7 +50,7 @@ impl Bench {
 
     /// Every joined socket except the watcher's.
     fn others(&mut self) -> impl Iterator<Item = &mut Ws> {
-        self.speakers.iter_mut().chain(self.extra.iter_mut()).map(|c| &mut c.room)
+        self.speakers.iter_mut().chain(self.extra.iter_mut()).map(|c| &mut c.room).chain(self.extra_rooms.iter_mut())
     }
 
     async fn hostile_room_socket(&self) -> Ws {
@@ -124,7 +132,15 @@ async fn hostile_input_never_disturbs_a_well_behaved_room() {
         ServerFrame::PeerJoined { peer } => assert_eq!(peer, s2.me),
         other => panic!("{other:?}"),
     }
-    let mut b = Bench { port, watcher, speakers: vec![s1, s2], extra: Vec::new(), probes: 0, cases: Vec::new() };
+    let mut b = Bench {
+        port,
+        watcher,
+        speakers: vec![s1, s2],
+        extra: Vec::new(),
+        extra_rooms: Vec::new(),
+        probes: 0,
+        cases: Vec::new(),
+    };
     b.done("baseline").await;
     b.cases.clear();
 
@@ -305,7 +321,14 @@ async fn hostile_input_never_disturbs_a_well_behaved_room() {
     b.done("heartbeat flood past the rate limit").await;
 
     // ----- PeerJS socket: hostile frames are ignored, never answered, socket kept ---------------
-    let mut hp = peerjs_open(port, &room_prefix(ROOM), "hp", "hpt").await;
+    // A seated member's PeerJS socket: in a room only members' signalling is relayed at all.
+    let hp_member = join(port, ROOM, "hp", "HP").await;
+    assert!(matches!(b.watcher.room.recv_server().await, ServerFrame::PeerJoined { .. }));
+    for ws in b.others() {
+        assert!(matches!(ws.recv_server().await, ServerFrame::PeerJoined { .. }));
+    }
+    let Client { peer: mut hp, room: hp_room, .. } = hp_member;
+    b.extra_rooms.push(hp_room);
     let peerjs_ignored: Vec<(&str, Msg)> = vec![
         ("PeerJS: not JSON", t("<<<>>>")),
         ("PeerJS: JSON array", t("[]")),
@@ -356,15 +379,16 @@ async fn hostile_input_never_disturbs_a_well_behaved_room() {
     assert!(hp.is_open().await);
     b.done("PeerJS: relay flood past the rate limit").await;
     // LEAVE without dst unregisters the sender (peerjs-server's removeClientById); its socket
-    // stays open, it can no longer join, and the id is free for a new token.
-    tokio::time::sleep(Duration::from_millis(1600)).await; // refill the PeerJS bucket
-    hp.send_text(r#"{"type":"LEAVE"}"#).await;
-    hp.expect_no_frame(200).await;
-    assert!(hp.is_open().await);
+    // stays open, it can no longer join, and the id is free for a new token. (An id nobody is
+    // seated as; a member's id would stay reserved for its token.)
+    let mut hq = peerjs_open(port, &room_prefix(ROOM), "hq", "hqt").await;
+    hq.send_text(r#"{"type":"LEAVE"}"#).await;
+    hq.expect_no_frame(200).await;
+    assert!(hq.is_open().await);
     let mut j2 = b.hostile_room_socket().await;
-    j2.send_json(&join_frame("hp", "hpt", "HP")).await;
+    j2.send_json(&join_frame("hq", "hqt", "HQ")).await;
     j2.expect_error(ErrorCode::UnknownPeer).await;
-    let retaken = peerjs_open(port, &room_prefix(ROOM), "hp", "new-token").await;
+    let retaken = peerjs_open(port, &room_prefix(ROOM), "hq", "new-token").await;
     drop(retaken);
     b.done("PeerJS: LEAVE without dst").await;
 
@@ -434,7 +458,7 @@ async fn hostile_input_never_disturbs_a_well_behaved_room() {
     }
     let stats = server.stats(&room_prefix(ROOM)).await;
     println!("stats after the hostile run: {stats}");
-    assert_eq!(stats["members"], 5, "watcher, 2 speakers, hx, flooder: {stats}");
+    assert_eq!(stats["members"], 6, "watcher, 2 speakers, hx, flooder, hp: {stats}");
     println!("{} hostile cases, {} probes delivered, {:?}", b.cases.len(), b.probes, t_start.elapsed());
     assert!(b.cases.len() >= 30);
 }

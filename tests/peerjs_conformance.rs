@@ -1,6 +1,10 @@
 //! Frame-by-frame conformance of the PeerJS servers (per room under `/room/{room}/` and the
 //! global drop-in under `/peerjs/`) with what the unmodified client expects (docs/PEERJS.md, the checklist).
 //! Every frame is compared byte for byte.
+//!
+//! Relay, queues and id ownership are peerjs-server's semantics, which the global server keeps
+//! exactly: those tests run there, one key each. In a room the roster decides who may signal
+//! whom (tests/membership.rs); the tests here that use rooms seat their peers first.
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -8,6 +12,8 @@ use std::time::{Duration, Instant};
 use edge_meet_blackbox::*;
 
 const EXPIRE_MS: u64 = 1500;
+/// `PEERJS_LIMIT` of the main server: ids per key on the global server.
+const GLOBAL_LIMIT: usize = 8;
 
 /// Main server: short EXPIRE, small limits so the limit ERROR is reachable.
 fn server() -> &'static Server {
@@ -16,8 +22,9 @@ fn server() -> &'static Server {
         Server::start(&[
             ("EXPIRE_TIMEOUT_MS", "1500"),
             ("ROOM_PEERJS_LIMIT", "5"),
-            ("PEERJS_LIMIT", "3"),
-            ("PEERJS_KEYS", "peerjs,k2,k3"),
+            ("PEERJS_LIMIT", "8"),
+            // One key (one object) per test of the global server's peerjs-server semantics.
+            ("PEERJS_KEYS", "peerjs,k2,k3,taken,reattach,relay,queue,pct"),
         ])
     })
 }
@@ -71,23 +78,22 @@ async fn error_frames_are_sent_after_accepting_the_upgrade_then_close() {
 
 #[tokio::test]
 async fn concurrent_user_limit_error() {
-    // ROOM_PEERJS_LIMIT=5 per room.
-    let room = uid("limit");
-    let p = room_prefix(&room);
-    let mut held = Vec::new();
-    for i in 0..5 {
-        held.push(peerjs_open(port(), &p, &format!("u{i}"), &format!("t{i}")).await);
+    // Global server, key k3: PEERJS_LIMIT ids, then peerjs-server's ERROR.
+    let mut global = Vec::new();
+    for i in 0..GLOBAL_LIMIT {
+        global.push(peerjs_open_key(port(), "/peerjs/", "k3", &format!("g{i}"), "t").await);
     }
-    expect_error_then_close(&peerjs_path(&p, "peerjs", "u5", "t5"), ERR_LIMIT).await;
+    let over = format!("g{GLOBAL_LIMIT}");
+    expect_error_then_close(&peerjs_path("/peerjs/", "k3", &over, "t"), ERR_LIMIT).await;
     // A same-token re-attach is not a new registration: allowed at the limit (§2.5 step 5).
-    let mut again = connect(port(), &peerjs_path(&p, "peerjs", "u0", "t0")).await.labelled("u0 again");
+    let mut again = connect(port(), &peerjs_path("/peerjs/", "k3", "g0", "t")).await.labelled("g0 again");
     again.expect_text(OPEN).await;
-    held[0].expect_close(4000).await;
+    global[0].expect_close(4000).await;
     // Freeing a slot lets the next one in.
-    held.pop().unwrap().close().await;
+    global.pop().unwrap().close().await;
     let t0 = Instant::now();
     loop {
-        let mut ws = connect(port(), &peerjs_path(&p, "peerjs", "u5", "t5")).await;
+        let mut ws = connect(port(), &peerjs_path("/peerjs/", "k3", &over, "t")).await;
         let first = ws.recv_text().await;
         if first == OPEN {
             break;
@@ -96,12 +102,6 @@ async fn concurrent_user_limit_error() {
         assert!(t0.elapsed() < Duration::from_secs(2), "slot not freed 2 s after a close");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // Global server, key k3 (PEERJS_LIMIT=3 per key).
-    let mut global = Vec::new();
-    for i in 0..3 {
-        global.push(peerjs_open_key(port(), "/peerjs/", "k3", &format!("g{i}"), "t").await);
-    }
-    expect_error_then_close(&peerjs_path("/peerjs/", "k3", "g3", "t"), ERR_LIMIT).await;
     // The limit is per key: k2 still has room.
     let other = peerjs_open_key(port(), "/peerjs/", "k2", "g3", "t").await;
     other.close().await;
@@ -109,11 +109,11 @@ async fn concurrent_user_limit_error() {
 
 #[tokio::test]
 async fn id_taken_for_another_token_and_owner_unaffected() {
-    let room = uid("taken");
-    let p = room_prefix(&room);
-    let mut a = peerjs_open(port(), &p, "alice", "tok-a").await;
-    let mut b = peerjs_open(port(), &p, "bob", "tok-b").await;
-    expect_error_then_close(&peerjs_path(&p, "peerjs", "alice", "other"), ID_TAKEN).await;
+    const K: &str = "taken";
+    let p = "/peerjs/".to_string();
+    let mut a = peerjs_open_key(port(), &p, K, "alice", "tok-a").await;
+    let mut b = peerjs_open_key(port(), &p, K, "bob", "tok-b").await;
+    expect_error_then_close(&peerjs_path(&p, K, "alice", "other"), ID_TAKEN).await;
     a.expect_no_frame(300).await;
     b.send_text(r#"{"type":"OFFER","payload":{"k":1},"dst":"alice"}"#).await;
     a.expect_text(r#"{"type":"OFFER","src":"bob","dst":"alice","payload":{"k":1}}"#).await;
@@ -121,7 +121,7 @@ async fn id_taken_for_another_token_and_owner_unaffected() {
     a.close().await;
     let t0 = Instant::now();
     loop {
-        let mut ws = connect(port(), &peerjs_path(&p, "peerjs", "alice", "other")).await;
+        let mut ws = connect(port(), &peerjs_path(&p, K, "alice", "other")).await;
         let first = ws.recv_text().await;
         if first == OPEN {
             break;
@@ -135,11 +135,11 @@ async fn id_taken_for_another_token_and_owner_unaffected() {
 
 #[tokio::test]
 async fn reattach_with_same_token_gets_open_and_old_socket_is_closed_4000() {
-    let room = uid("reattach");
-    let p = room_prefix(&room);
-    let mut old = peerjs_open(port(), &p, "carol", "tok-c").await;
-    let mut b = peerjs_open(port(), &p, "dave", "tok-d").await;
-    let mut new = connect(port(), &peerjs_path(&p, "peerjs", "carol", "tok-c")).await.labelled("carol new");
+    const K: &str = "reattach";
+    let p = "/peerjs/".to_string();
+    let mut old = peerjs_open_key(port(), &p, K, "carol", "tok-c").await;
+    let mut b = peerjs_open_key(port(), &p, K, "dave", "tok-d").await;
+    let mut new = connect(port(), &peerjs_path(&p, K, "carol", "tok-c")).await.labelled("carol new");
     new.expect_text(OPEN).await;
     old.expect_close(4000).await;
     b.send_text(r#"{"type":"ANSWER","payload":{"x":"y"},"dst":"carol"}"#).await;
@@ -153,10 +153,10 @@ async fn reattach_with_same_token_gets_open_and_old_socket_is_closed_4000() {
 
 #[tokio::test]
 async fn relay_sets_src_from_the_server_and_keeps_payload_verbatim() {
-    let room = uid("relay");
-    let p = room_prefix(&room);
-    let mut a = peerjs_open(port(), &p, "pa", "ta").await;
-    let mut b = peerjs_open(port(), &p, "pb", "tb").await;
+    const K: &str = "relay";
+    let p = "/peerjs/".to_string();
+    let mut a = peerjs_open_key(port(), &p, K, "pa", "ta").await;
+    let mut b = peerjs_open_key(port(), &p, K, "pb", "tb").await;
 
     // The captured 1.5.5 key order is type, payload, dst; a spoofed src and extra fields are
     // dropped, and the payload (escapes, unicode, nesting) is relayed exactly as sent.
@@ -209,10 +209,10 @@ async fn relay_sets_src_from_the_server_and_keeps_payload_verbatim() {
 
 #[tokio::test]
 async fn offline_queue_delivery_and_one_expire_per_pair() {
-    let room = uid("queue");
-    let p = room_prefix(&room);
-    let mut a = peerjs_open(port(), &p, "qa", "ta").await;
-    let mut b = peerjs_open(port(), &p, "qb", "tb").await;
+    const K: &str = "queue";
+    let p = "/peerjs/".to_string();
+    let mut a = peerjs_open_key(port(), &p, K, "qa", "ta").await;
+    let mut b = peerjs_open_key(port(), &p, K, "qb", "tb").await;
 
     let t0 = Instant::now();
     a.send_text(r#"{"type":"OFFER","payload":{"n":1},"dst":"ghost"}"#).await;
@@ -229,10 +229,10 @@ async fn offline_queue_delivery_and_one_expire_per_pair() {
 
     // A late joiner gets OPEN first, then its queue in FIFO order, then nothing.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut late = peerjs_open(port(), &p, "late", "tl").await;
+    let mut late = peerjs_open_key(port(), &p, K, "late", "tl").await;
     late.expect_text(r#"{"type":"OFFER","src":"qa","dst":"late","payload":{"n":4}}"#).await;
     late.expect_text(r#"{"type":"CANDIDATE","src":"qa","dst":"late","payload":{"n":5}}"#).await;
-    let mut g3 = peerjs_open(port(), &p, "ghost3", "tg").await;
+    let mut g3 = peerjs_open_key(port(), &p, K, "ghost3", "tg").await;
     late.expect_no_frame(100).await;
     g3.expect_no_frame(100).await;
 
@@ -268,24 +268,24 @@ async fn offline_queue_delivery_and_one_expire_per_pair() {
     late.expect_no_frame(10).await;
     g3.expect_no_frame(10).await;
     // The expired queue is gone: "ghost" coming online now gets OPEN and nothing else.
-    let mut ghost = peerjs_open(port(), &p, "ghost", "tgh").await;
+    let mut ghost = peerjs_open_key(port(), &p, K, "ghost", "tgh").await;
     ghost.expect_no_frame(300).await;
 }
 
 #[tokio::test]
 async fn query_is_percent_decoded_and_plus_is_a_space() {
-    let room = uid("pct");
-    let p = room_prefix(&room);
-    let mut bob = peerjs_open(port(), &p, "bob%20x", "tok%2Bplus").await;
-    let mut c = peerjs_open(port(), &p, "carl", "tc").await;
+    const K: &str = "pct";
+    let p = "/peerjs/".to_string();
+    let mut bob = peerjs_open_key(port(), &p, K, "bob%20x", "tok%2Bplus").await;
+    let mut c = peerjs_open_key(port(), &p, K, "carl", "tc").await;
     c.send_text(r#"{"type":"OFFER","payload":1,"dst":"bob x"}"#).await;
     bob.expect_text(r#"{"type":"OFFER","src":"carl","dst":"bob x","payload":1}"#).await;
     bob.send_text(r#"{"type":"ANSWER","payload":2,"dst":"carl"}"#).await;
     c.expect_text(r#"{"type":"ANSWER","src":"bob x","dst":"carl","payload":2}"#).await;
     // "bob+x" is the same id as "bob x"; another token is refused.
-    expect_error_then_close(&peerjs_path(&p, "peerjs", "bob+x", "other"), ID_TAKEN).await;
+    expect_error_then_close(&peerjs_path(&p, K, "bob+x", "other"), ID_TAKEN).await;
     // The token was "tok+plus": presenting it decoded the other way is a re-attach.
-    let mut again = connect(port(), &peerjs_path(&p, "peerjs", "bob+x", "tok%2bplus")).await;
+    let mut again = connect(port(), &peerjs_path(&p, K, "bob+x", "tok%2bplus")).await;
     again.expect_text(OPEN).await;
     bob.expect_close(4000).await;
 }
@@ -389,29 +389,29 @@ async fn discovery_lists_ids_when_enabled_and_stats_are_off_by_default() {
 #[tokio::test]
 async fn rooms_and_global_keys_are_isolated() {
     let (rx, ry) = (uid("isox"), uid("isoy"));
-    let (px, py) = (room_prefix(&rx), room_prefix(&ry));
-    // The same id, registered in two rooms and under two global keys: four separate registries.
-    let mut ix = peerjs_open(port(), &px, "iso", "t1").await;
-    let mut iy = peerjs_open(port(), &py, "iso", "t2").await;
+    // The same id, seated in two rooms and registered under two global keys: four registries.
+    let mut ix = join(port(), &rx, "iso", "Iso").await;
+    let mut iy = join(port(), &ry, "iso", "Iso").await;
     let mut ig = peerjs_open_key(port(), "/peerjs/", "peerjs", "iso", "t3").await;
     let mut ik = peerjs_open_key(port(), "/peerjs/", "k2", "iso", "t4").await;
-    let mut sx = peerjs_open(port(), &px, "sx", "t").await;
+    let mut sx = join(port(), &rx, "sx", "Sx").await;
     let mut sg = peerjs_open_key(port(), "/peerjs/", "k2", "sg", "t").await;
+    ix.room.recv_server().await; // peer-joined sx
 
-    sx.send_text(r#"{"type":"OFFER","payload":"x","dst":"iso"}"#).await;
-    ix.expect_text(r#"{"type":"OFFER","src":"sx","dst":"iso","payload":"x"}"#).await;
+    sx.peer.send_text(r#"{"type":"OFFER","payload":"x","dst":"iso"}"#).await;
+    ix.peer.expect_text(r#"{"type":"OFFER","src":"sx","dst":"iso","payload":"x"}"#).await;
     sg.send_text(r#"{"type":"OFFER","payload":"k","dst":"iso"}"#).await;
     ik.expect_text(r#"{"type":"OFFER","src":"sg","dst":"iso","payload":"k"}"#).await;
-    // "sx" exists only in room x: from room y it is unknown, so the sender gets EXPIRE.
-    iy.send_text(r#"{"type":"OFFER","payload":"y","dst":"sx"}"#).await;
+    // "sx" exists only in room x: from room y it is no member, so the sender gets EXPIRE.
+    iy.peer.send_text(r#"{"type":"OFFER","payload":"y","dst":"sx"}"#).await;
     let t0 = Instant::now();
-    iy.expect_text(r#"{"type":"EXPIRE","src":"sx","dst":"iso"}"#).await;
+    iy.peer.expect_text(r#"{"type":"EXPIRE","src":"sx","dst":"iso"}"#).await;
     println!("cross-room EXPIRE after {} ms", t0.elapsed().as_millis());
-    iy.expect_no_frame(10).await;
+    iy.peer.expect_no_frame(10).await;
     ig.expect_no_frame(10).await;
-    ix.expect_no_frame(10).await;
+    ix.peer.expect_no_frame(10).await;
     ik.expect_no_frame(10).await;
-    sx.expect_no_frame(10).await;
+    sx.peer.expect_no_frame(10).await;
     sg.expect_no_frame(10).await;
 }
 
@@ -479,7 +479,9 @@ async fn exact_heartbeat_is_answered_by_the_runtime_without_waking_the_object() 
 async fn silent_sockets_are_closed_4001_and_heartbeating_ones_survive() {
     let s = alive_server();
     let room = uid("alive");
-    let p = room_prefix(&room);
+    // PeerJS liveness on the global server (in a room, unseated ids have only the join window);
+    // room sockets in a room.
+    let p = "/peerjs/".to_string();
     let t0 = Instant::now();
     let mut silent = peerjs_open(s.port, &p, "silent", "t").await;
     let mut silent_room = connect(s.port, &format!("/room/{room}/ws")).await.labelled("silent room");

@@ -1,10 +1,11 @@
-//! Chat survives a crash: wrangler is SIGKILLed and started again on the same persistence
-//! directory; a new joiner's welcome has the old chat and new chat ids continue.
+//! Chat and seats survive a crash: wrangler is SIGKILLed and started again on the same
+//! persistence directory; a new joiner's welcome has the old chat, new chat ids continue, and
+//! every member whose sockets died with the server is reconnecting, its seat held for its token.
 
 use std::time::Instant;
 
 use edge_meet_blackbox::*;
-use edge_meet_core::protocol::{ChatRecord, ClientFrame, ServerFrame};
+use edge_meet_core::protocol::{ChatRecord, ClientFrame, Presence, ServerFrame};
 
 async fn chat(c: &mut Client, text: &str) -> ChatRecord {
     c.room.send_chat(text).await;
@@ -54,25 +55,35 @@ async fn chat_history_survives_a_killed_server() {
     let t0 = Instant::now();
     server.restart();
     println!("restart (kill + start on the same --persist-to) took {} ms", t0.elapsed().as_millis());
+    let (alice_token, olga_token) = (alice.token.clone(), olga.token.clone());
     drop(alice);
     drop(olga);
     drop(lena);
 
     let mut bob = join(server.port, room, "bob", "Bob").await;
     assert_eq!(bob.chat, sent, "welcome after restart must carry the stored chat, oldest first");
-    assert!(bob.peers.is_empty(), "sockets of the killed server are gone: {:?}", bob.peers);
+    // Alice's sockets died with the server, her seat did not: she is reconnecting.
+    let ids: Vec<(&str, Presence)> = bob.peers.iter().map(|m| (m.peer_id.as_str(), m.presence)).collect();
+    assert_eq!(ids, vec![("alice", Presence::Reconnecting)], "{:?}", bob.peers);
     let next = chat(&mut bob, "after restart").await;
     assert_eq!(next.id, sent.last().unwrap().id + 1, "ids continue after a restart");
     assert!(next.ts > sent.last().unwrap().ts);
     assert_eq!(next.name, "Bob");
     assert_eq!(server.stats("/room/persist-room/").await["chat"], 4);
 
-    // The old id is free again (its socket died with the old server); rooms stay separate.
-    let alice2 = join(server.port, room, "alice", "Alice").await;
+    // Her id is held for her token: another token is refused, hers takes the seat back.
+    let mut thief = connect(server.port, &peerjs_path(&room_prefix(room), "peerjs", "alice", "other")).await;
+    thief.expect_text(ID_TAKEN).await;
+    let alice2 = join_with(server.port, room, "alice", &alice_token, "Alice", None).await;
+    assert!(alice2.resumed, "the seat was still hers");
     let mut expected = sent.clone();
     expected.push(next);
     assert_eq!(alice2.chat, expected);
-    let olga2 = join(server.port, other_room, "olga", "Olga").await;
+    let back = bob.room.recv_server().await;
+    assert_eq!(back, ServerFrame::PeerPresence { peer_id: "alice".into(), presence: Presence::Present });
+    // Rooms stay separate.
+    let olga2 = join_with(server.port, other_room, "olga", &olga_token, "Olga", None).await;
+    assert!(olga2.resumed);
     assert_eq!(olga2.chat, vec![other]);
 
     // The long room after the restart: still the newest 200, and ids continue at 206.

@@ -104,12 +104,37 @@ async function openPeer(id, opts) {
   return { peer, id: openedId };
 }
 
+/**
+ * In a room, signalling flows only between seated members: joins `peer` to the room of `path`
+ * on a room socket (kept open) with its PeerJS token, as the meeting app does. No-op on the
+ * global server, which has no rooms.
+ */
+async function seat(peer, path) {
+  const m = /^\/room\/([^/]+)\/$/.exec(path);
+  if (!m) return null;
+  const ws = new WebSocket(`ws://127.0.0.1:${server.port}/room/${m[1]}/ws`);
+  sockets.push(ws);
+  await once(ws, "open");
+  const welcome = new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("no welcome within 5000 ms")), 5000);
+    ws.on("message", (data) => {
+      const f = JSON.parse(String(data));
+      if (f.type === "welcome") { clearTimeout(timer); resolve(f); }
+      if (f.type === "error") { clearTimeout(timer); reject(new Error(`join: ${f.code}`)); }
+    });
+  });
+  ws.send(JSON.stringify({ type: "join", peerId: peer.id, token: peer.options.token, name: "Node" }));
+  return welcome;
+}
+const sockets = [];
+
 before(async () => {
   server = await startServer({ vars: { EXPIRE_TIMEOUT_MS: String(EXPIRE_MS) } });
 });
 
 after(async () => {
   for (const p of peers) { try { p.destroy(); } catch {} }
+  for (const ws of sockets) { try { ws.close(); } catch {} }
   await server?.stop();
 });
 
@@ -127,6 +152,8 @@ for (const path of ["/room/r1/", "/peerjs"]) {
       const { peer: a, id: aId } = await openPeer(undefined, options(path));
       const bId = uniq("bob");
       const { peer: b } = await openPeer(bId, options(path));
+      await seat(a, path);
+      await seat(b, path);
 
       // Data connection: the real client sends OFFER; B's client builds a DataConnection.
       const incoming = once(b, "connection");
@@ -160,8 +187,11 @@ for (const path of ["/room/r1/", "/peerjs"]) {
       assert.deepEqual(bcall.metadata, { kind: "camera" });
     });
 
-    test("connect to an unknown id: peer-unavailable after ~EXPIRE_TIMEOUT_MS", { timeout: 15000 }, async () => {
+    const room = path.startsWith("/room/");
+    const when = room ? "at once (in a room only members are reachable)" : "after ~EXPIRE_TIMEOUT_MS";
+    test(`connect to an unknown id: peer-unavailable ${when}`, { timeout: 15000 }, async () => {
       const { peer: a } = await openPeer(undefined, options(path));
+      await seat(a, path);
       const nobody = uniq("nobody");
       const t0 = Date.now();
       const errored = once(a, "error", 8000);
@@ -171,7 +201,8 @@ for (const path of ["/room/r1/", "/peerjs"]) {
       console.log(`${path}: peer-unavailable for ${nobody} after ${elapsed} ms (EXPIRE_TIMEOUT_MS=${EXPIRE_MS})`);
       assert.equal(err.type, "peer-unavailable");
       assert.equal(err.message, `Could not connect to peer ${nobody}`);
-      assert.ok(elapsed >= EXPIRE_MS - 100 && elapsed <= 4000, `EXPIRE after ${elapsed} ms`);
+      if (room) assert.ok(elapsed < 1000, `EXPIRE after ${elapsed} ms`);
+      else assert.ok(elapsed >= EXPIRE_MS - 100 && elapsed <= 4000, `EXPIRE after ${elapsed} ms`);
       // Non-fatal: the peer stays connected to the server.
       assert.equal(a.open, true);
       assert.equal(a.disconnected, false);
@@ -197,6 +228,25 @@ for (const path of ["/room/r1/", "/peerjs"]) {
     });
   });
 }
+
+test("in a room, a registered id that never joined cannot call a member: peer-unavailable, no call", { timeout: 15000 }, async () => {
+  const path = "/room/r2/";
+  const { peer: member } = await openPeer(uniq("member"), options(path));
+  await seat(member, path);
+  const { peer: eavesdropper } = await openPeer(uniq("eve"), options(path));
+  let called = 0;
+  member.on("call", () => called++);
+  member.on("connection", () => called++);
+  const errored = once(eavesdropper, "error", 5000);
+  const stream = { id: "s", getTracks: () => [], getAudioTracks: () => [], getVideoTracks: () => [] };
+  const t0 = Date.now();
+  eavesdropper.call(member.id, stream);
+  const [err] = await errored;
+  console.log(`non-member call: ${err.type} after ${Date.now() - t0} ms`);
+  assert.equal(err.type, "peer-unavailable");
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(called, 0, "the member's client never heard of the call");
+});
 
 test("room and global servers are separate registries", { timeout: 15000 }, async () => {
   const shared = uniq("shared");

@@ -727,6 +727,8 @@ pub struct Client {
     pub chat: Vec<ChatRecord>,
     pub ice_servers: Value,
     pub limits: edge_meet_core::protocol::RoomLimits,
+    /// The welcome said the join took back a seat this id and token still held.
+    pub resumed: bool,
 }
 
 /// Registers `id` on the room's PeerJS server, opens `/room/{room}/ws` and joins as `name`.
@@ -737,6 +739,12 @@ pub async fn join(port: u16, room: &str, id: &str, name: &str) -> Client {
 /// [`join`] with an optional `media` patch in the join frame.
 pub async fn join_as(port: u16, room: &str, id: &str, name: &str, media: Option<Value>) -> Client {
     let token = format!("tok{}", uid("t").replace('-', ""));
+    join_with(port, room, id, &token, name, media).await
+}
+
+/// [`join_as`] with a given token: what a page does when it comes back for its seat.
+pub async fn join_with(port: u16, room: &str, id: &str, token: &str, name: &str, media: Option<Value>) -> Client {
+    let token = token.to_owned();
     let peer = peerjs_open(port, &room_prefix(room), id, &token).await;
     let mut ws = connect(port, &format!("/room/{room}/ws")).await.labelled(format!("room {room} {id}"));
     let mut frame = join_frame(id, &token, name);
@@ -745,8 +753,8 @@ pub async fn join_as(port: u16, room: &str, id: &str, name: &str, media: Option<
     }
     ws.send_json(&frame).await;
     match ws.recv_server().await {
-        ServerFrame::Welcome { me, peers, chat, ice_servers, limits } => {
-            Client { id: id.to_string(), token, peer, room: ws, me, peers, chat, ice_servers, limits }
+        ServerFrame::Welcome { me, peers, chat, ice_servers, limits, resumed } => {
+            Client { id: id.to_string(), token, peer, room: ws, me, peers, chat, ice_servers, limits, resumed }
         }
         other => panic!("join {name} in {room}: expected welcome, got {other:?}"),
     }

@@ -15,11 +15,15 @@ pub const CHAT_HISTORY: usize = 200;
 pub const CHAT_MAX_CHARS: usize = 2000;
 /// Longest display name after trimming, in Unicode scalar values.
 pub const NAME_MAX_CHARS: usize = 32;
-/// Messages waiting for one offline PeerJS id; further ones are dropped. A browser's call setup
-/// is one OFFER plus a few dozen CANDIDATEs, so this leaves ample room.
+/// Messages waiting for one offline PeerJS id; further ones are dropped (and EXPIREd). A
+/// browser's call setup is one OFFER plus a few dozen CANDIDATEs, so this leaves ample room.
 pub const QUEUE_MAX_PER_DST: usize = 256;
-/// Messages waiting for all offline ids of one object together (bounds memory under abuse).
-pub const QUEUE_MAX_TOTAL: usize = 4096;
+/// Bytes waiting for one offline id: a call setup is 3–10 KiB of SDP plus ~300 B per candidate,
+/// so 256 KiB holds the signalling of dozens of calls.
+pub const QUEUE_MAX_BYTES_PER_DST: usize = 256 * 1024;
+/// Bytes waiting for all offline ids of one object together: what abuse can make one object
+/// hold, far below its 128 MiB memory.
+pub const QUEUE_MAX_BYTES_TOTAL: usize = 2 * 1024 * 1024;
 /// Longest PeerJS id or token accepted on the WebSocket query, in bytes. peerjs-server has no
 /// limit; ours keeps attachments far below workerd's 2,048-byte cap.
 pub const PEERJS_FIELD_MAX: usize = 256;
@@ -52,6 +56,19 @@ pub struct Config {
     pub peerjs_rate: Rate,
     /// RTCIceServer list sent to joiners (JSON array).
     pub ice_servers: Value,
+    /// A seated member whose sockets dropped keeps its seat (and its PeerJS id, for its own
+    /// token) this long (`GRACE_MS`).
+    pub grace_ms: u64,
+    /// In a room: an unjoined room socket, or a PeerJS id nobody is seated as, lives this long
+    /// (`JOIN_WINDOW_MS`).
+    pub join_window_ms: u64,
+    /// Sockets one client address may hold in one object (`CLIENT_SOCKET_LIMIT` in a room,
+    /// `PEERJS_CLIENT_LIMIT` on the global server).
+    pub client_limit: usize,
+    /// True in a room: signalling is relayed only between seated members, and ids that never
+    /// join are closed after the join window. False on the global PeerJS server, which keeps
+    /// peerjs-server's semantics (no rooms).
+    pub membership: bool,
 }
 
 /// A public STUN server: enough for most home networks; TURN is configured separately.

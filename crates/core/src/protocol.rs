@@ -51,6 +51,22 @@ impl MediaState {
     }
 }
 
+/// Whether a member's sockets are connected. A socket that drops is a member reconnecting, not
+/// leaving: the seat, and the calls with it, stay through the grace period (`GRACE_MS`).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Presence {
+    /// Both its room socket and its PeerJS socket are connected.
+    #[default]
+    Present,
+    /// One of them dropped without `leave`; the seat is kept for the member's own token.
+    Reconnecting,
+}
+
+impl Presence {
+    pub const ALL: &'static [Presence] = &[Presence::Present, Presence::Reconnecting];
+}
+
 /// One person in the room. `name` is the server-validated name; `peer_id` is the PeerJS id the
 /// joiner proved it owns, so other clients can `peer.call(peer_id)` it.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -60,6 +76,8 @@ pub struct Member {
     pub name: String,
     pub media: MediaState,
     pub joined_at: u64,
+    #[serde(default)]
+    pub presence: Presence,
 }
 
 /// A chat message as the server recorded it. `id` increases by one per message in a room;
@@ -105,20 +123,17 @@ impl ClientFrame {
     pub const TYPES: &'static [&'static str] = &["join", "chat", "media", "leave", "HEARTBEAT"];
 }
 
-/// Why someone left the roster.
+/// Why someone left the roster. A dropped socket is not among them: that member is
+/// [`Presence::Reconnecting`] until it comes back or the grace period ends.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum LeaveReason {
-    /// Sent `leave`.
+    /// Sent `leave` (the Leave button, or the page being closed).
     Leave,
-    /// Its room socket closed.
-    Closed,
-    /// Its PeerJS socket closed or unregistered, so nobody can call it any more.
-    Disconnected,
-    /// Sent nothing for `ALIVE_TIMEOUT_MS`.
-    Timeout,
-    /// The same peer id joined again from another socket (a reconnect); only the old socket
-    /// hears this, the others get a fresh `peer-joined`.
+    /// Its sockets stayed away for the whole grace period (`GRACE_MS`).
+    Gone,
+    /// The same seat was taken by a newer room socket with the same token (a reconnect the
+    /// server noticed before the old socket's close); only the old socket hears this.
     Replaced,
 }
 
@@ -144,9 +159,19 @@ pub enum ServerFrame {
         chat: Vec<ChatRecord>,
         ice_servers: Value,
         limits: RoomLimits,
+        /// True when this join took back a seat the same peer id and token still held (a
+        /// reconnect within the grace period): the others saw only `peer-presence`, and every
+        /// call with them is still up.
+        resumed: bool,
     },
     PeerJoined {
         peer: Member,
+    },
+    /// A member's sockets dropped ([`Presence::Reconnecting`]) or are all back
+    /// ([`Presence::Present`]). Its seat and calls are unchanged.
+    PeerPresence {
+        peer_id: String,
+        presence: Presence,
     },
     PeerLeft {
         peer_id: String,
@@ -202,13 +227,7 @@ pub enum ErrorCode {
 }
 
 impl LeaveReason {
-    pub const ALL: &'static [LeaveReason] = &[
-        LeaveReason::Leave,
-        LeaveReason::Closed,
-        LeaveReason::Disconnected,
-        LeaveReason::Timeout,
-        LeaveReason::Replaced,
-    ];
+    pub const ALL: &'static [LeaveReason] = &[LeaveReason::Leave, LeaveReason::Gone, LeaveReason::Replaced];
 }
 
 impl ErrorCode {
@@ -234,7 +253,7 @@ impl ServerFrame {
     /// Every `type` the server sends on a room socket, in declaration order (checked against the
     /// serde names by a test).
     pub const TYPES: &'static [&'static str] =
-        &["welcome", "peer-joined", "peer-left", "left", "chat", "peer-media", "error"];
+        &["welcome", "peer-joined", "peer-presence", "peer-left", "left", "chat", "peer-media", "error"];
 
     pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
         ServerFrame::Error { code, message: message.into() }
@@ -274,8 +293,10 @@ mod tests {
 
     #[test]
     fn server_frames_have_the_documented_shape() {
-        let f = ServerFrame::PeerLeft { peer_id: "p".into(), reason: LeaveReason::Closed };
-        assert_eq!(f.to_json(), r#"{"type":"peer-left","peerId":"p","reason":"closed"}"#);
+        let f = ServerFrame::PeerLeft { peer_id: "p".into(), reason: LeaveReason::Gone };
+        assert_eq!(f.to_json(), r#"{"type":"peer-left","peerId":"p","reason":"gone"}"#);
+        let f = ServerFrame::PeerPresence { peer_id: "p".into(), presence: Presence::Reconnecting };
+        assert_eq!(f.to_json(), r#"{"type":"peer-presence","peerId":"p","presence":"reconnecting"}"#);
         let e = ServerFrame::error(ErrorCode::RoomFull, "full");
         assert_eq!(e.to_json(), r#"{"type":"error","code":"room-full","message":"full"}"#);
         let back: ServerFrame = serde_json::from_str(&e.to_json()).unwrap();

@@ -30,6 +30,18 @@ pub const VARS: &[Var] = &[
     Var { name: "RATE_BURST", default: "20", what: "room-protocol frames in a burst" },
     Var { name: "PEERJS_RATE_PER_SEC", default: "100", what: "PeerJS frames per second per socket (0 = unlimited)" },
     Var { name: "PEERJS_RATE_BURST", default: "200", what: "PeerJS frames in a burst" },
+    Var { name: "GRACE_MS", default: "20000", what: "a member whose sockets dropped keeps its seat this long" },
+    Var {
+        name: "JOIN_WINDOW_MS",
+        default: "15000",
+        what: "unjoined room sockets and PeerJS ids nobody is seated as are closed after this",
+    },
+    Var { name: "CLIENT_SOCKET_LIMIT", default: "32", what: "sockets one client address may open in one room" },
+    Var {
+        name: "PEERJS_CLIENT_LIMIT",
+        default: "64",
+        what: "PeerJS ids one client address may hold per key on the global server",
+    },
     Var { name: "ALLOW_DISCOVERY", default: "false", what: "`GET {prefix}{key}/peers` lists ids when \"true\"" },
     Var {
         name: "ALLOWED_ORIGINS",
@@ -99,8 +111,17 @@ impl Settings {
             room_rate: rate("RATE_PER_SEC", "RATE_BURST"),
             peerjs_rate: rate("PEERJS_RATE_PER_SEC", "PEERJS_RATE_BURST"),
             ice_servers: parse_ice_servers(Some(&raw("ICE_SERVERS"))),
+            grace_ms: num("GRACE_MS"),
+            join_window_ms: num("JOIN_WINDOW_MS").max(1),
+            client_limit: num("CLIENT_SOCKET_LIMIT").max(2) as usize,
+            membership: true,
         };
-        let global = Config { peerjs_limit: num("PEERJS_LIMIT") as usize, ..room.clone() };
+        let global = Config {
+            peerjs_limit: num("PEERJS_LIMIT") as usize,
+            client_limit: num("PEERJS_CLIENT_LIMIT").max(1) as usize,
+            membership: false,
+            ..room.clone()
+        };
         let mut peerjs_keys = list("PEERJS_KEYS");
         if peerjs_keys.is_empty() {
             peerjs_keys = list_of(default_of("PEERJS_KEYS"));

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use crate::hub::close;
 use crate::limits::{CHAT_MAX_CHARS, NAME_MAX_CHARS};
 use crate::peerjs::HEARTBEAT_FRAME;
-use crate::protocol::{ClientFrame, ErrorCode, LeaveReason, ServerFrame, ROOM_ID_PATTERN};
+use crate::protocol::{ClientFrame, ErrorCode, LeaveReason, Presence, ServerFrame, ROOM_ID_PATTERN};
 
 /// The vocabulary document (see the module comment).
 pub fn vocabulary() -> Value {
@@ -18,10 +18,13 @@ pub fn vocabulary() -> Value {
         "serverFrames": ServerFrame::TYPES,
         "errorCodes": names(ErrorCode::ALL.iter().map(|c| json!(c)).collect()),
         "leaveReasons": names(LeaveReason::ALL.iter().map(|r| json!(r)).collect()),
+        "presence": names(Presence::ALL.iter().map(|p| json!(p)).collect()),
         "closeCodes": {
             "normal": close::NORMAL,
             "replaced": close::REPLACED,
             "aliveTimeout": close::ALIVE_TIMEOUT,
+            "joinWindow": close::JOIN_WINDOW,
+            "tooBig": close::TOO_BIG,
         },
         "heartbeat": HEARTBEAT_FRAME,
         "roomIdPattern": ROOM_ID_PATTERN,
@@ -32,7 +35,7 @@ pub fn vocabulary() -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{ChatRecord, MediaPatch, MediaState, Member, RoomLimits};
+    use crate::protocol::{ChatRecord, MediaPatch, MediaState, Member, Presence, RoomLimits};
 
     const FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/vocabulary.json");
 
@@ -81,12 +84,26 @@ mod tests {
 
     #[test]
     fn server_frame_types_are_the_serde_names() {
-        let m = Member { peer_id: "p".into(), name: "n".into(), media: MediaState::default(), joined_at: 0 };
+        let m = Member {
+            peer_id: "p".into(),
+            name: "n".into(),
+            media: MediaState::default(),
+            joined_at: 0,
+            presence: Presence::Present,
+        };
         let rec = ChatRecord { id: 1, peer_id: "p".into(), name: "n".into(), text: "t".into(), ts: 0 };
         let limits = RoomLimits { max_peers: 1, chat_max_chars: 1, name_max_chars: 1 };
         let examples = [
-            ServerFrame::Welcome { me: m.clone(), peers: vec![], chat: vec![], ice_servers: json!([]), limits },
+            ServerFrame::Welcome {
+                me: m.clone(),
+                peers: vec![],
+                chat: vec![],
+                ice_servers: json!([]),
+                limits,
+                resumed: false,
+            },
             ServerFrame::PeerJoined { peer: m },
+            ServerFrame::PeerPresence { peer_id: "p".into(), presence: Presence::Reconnecting },
             ServerFrame::PeerLeft { peer_id: "p".into(), reason: LeaveReason::Leave },
             ServerFrame::Left { reason: LeaveReason::Leave },
             ServerFrame::Chat { message: rec },
@@ -97,6 +114,7 @@ mod tests {
             match f {
                 ServerFrame::Welcome { .. }
                 | ServerFrame::PeerJoined { .. }
+                | ServerFrame::PeerPresence { .. }
                 | ServerFrame::PeerLeft { .. }
                 | ServerFrame::Left { .. }
                 | ServerFrame::Chat { .. }

@@ -20,6 +20,9 @@ pub mod close {
     pub const ALIVE_TIMEOUT: u16 = 4001;
     /// RFC 6455 "message too big": the socket kept sending frames over the size limit.
     pub const TOO_BIG: u16 = 1009;
+    /// In a room: an unjoined room socket, or a PeerJS id nobody is seated as, outlived the join
+    /// window, or was the oldest such id when the room needed its place.
+    pub const JOIN_WINDOW: u16 = 4002;
 }
 
 pub type Effects = Vec<Effect>;
@@ -40,6 +43,20 @@ pub enum Effect {
     StoreChat(ChatRecord),
     /// Make sure the object's alarm fires no later than this (ms since the epoch).
     SetAlarm { at_ms: u64 },
+    /// Keep this seat in storage (a new member): when every socket of the object is gone — a
+    /// restart, a deploy — the seat still holds for its token through the grace period.
+    SaveSeat(SeatRecord),
+    /// The seat of this peer id ended (leave, or the grace period ran out): forget it.
+    DropSeat(String),
+}
+
+/// A seat as storage keeps it: who sits there, and the token that may take it back.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct SeatRecord {
+    pub member: Member,
+    pub token: String,
+    /// Join order (see the roster's `Seat::order`).
+    pub order: u64,
 }
 
 /// The answer to a new PeerJS socket.
@@ -60,6 +77,9 @@ pub struct Attachment {
     /// liveness of a socket after a wake-up.
     pub since: u64,
     pub role: Role,
+    /// The client's address (`CF-Connecting-IP`), for the per-client socket limit.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub client: String,
 }
 
 /// What a socket is to the object. The same enum is the live state and the attachment.

@@ -11,8 +11,14 @@
 //!   the roster entry of one PeerJS id it proved it owns by presenting that id's token
 //!   ([`roster`]: join, chat, media, leave).
 //!
+//! A socket is not a person. A seated member whose socket drops without `leave` stays seated as
+//! [`Presence::Reconnecting`] for the grace period (`GRACE_MS`): its PeerJS id stays reserved
+//! for its own token, frames for it are queued, and when its sockets come back nothing is torn
+//! down. In a room, the roster is the authority on who may exchange media: signalling is
+//! relayed only between seated members, and sockets that never join live only the join window.
+//!
 //! This file holds what both halves share: the sockets, the per-frame checks (liveness, rate,
-//! size), the alarm, and the rebuild after hibernation.
+//! size), the per-client limit, the alarm, and the rebuild after hibernation.
 
 mod effect;
 mod registry;
@@ -24,11 +30,11 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-pub use effect::{close, Admission, Attachment, Effect, Effects, Role, Sid};
+pub use effect::{close, Admission, Attachment, Effect, Effects, Role, SeatRecord, Sid};
 
 use crate::chat::ChatLog;
 use crate::limits::{Config, Rate, TokenBucket, MAX_FRAME_BYTES};
-use crate::protocol::{ChatRecord, ErrorCode, LeaveReason};
+use crate::protocol::{ChatRecord, ErrorCode, Presence};
 use crate::queue::Queues;
 use registry::Registration;
 use roster::Seat;
@@ -52,6 +58,11 @@ struct Socket {
     limited: bool,
     /// Over-limit frames received; at [`OVERSIZE_STRIKES`] the socket is closed with 1009.
     oversize: u8,
+    /// The client's address (`CF-Connecting-IP`; empty if unknown).
+    client: String,
+    /// In a room: since when this socket has had no seat (an unjoined room socket, or a PeerJS
+    /// socket whose id nobody is seated as). It is closed `join_window_ms` later.
+    unseated_since: Option<u64>,
 }
 
 /// Over-limit frames a socket may send before it is closed (1009, "message too big"): one can be
@@ -73,7 +84,10 @@ pub struct HubStats {
     pub sockets: usize,
     pub registered: usize,
     pub members: usize,
+    /// Seated members whose sockets are away (within the grace period).
+    pub reconnecting: usize,
     pub queued: usize,
+    pub queued_bytes: usize,
     pub chat: usize,
 }
 
@@ -93,6 +107,8 @@ pub struct Hub {
     rescan_alarm: bool,
     /// Last [`Seat::order`] handed out.
     joins: u64,
+    /// Open sockets per client address, for [`Config::client_limit`].
+    clients: HashMap<String, usize>,
     /// Effects decided during a restore, sent ahead of the first event's own.
     pending: Effects,
 }
@@ -110,36 +126,55 @@ impl Hub {
             alarm_at: None,
             rescan_alarm: false,
             joins: 0,
+            clients: HashMap::new(),
             pending: Vec::new(),
         }
     }
 
     /// Rebuilds the object after hibernation or a restart from what survived: each open socket's
-    /// attachment with the time the runtime last answered its heartbeat. Chat is loaded later,
-    /// when first needed ([`Hub::wants_chat`]). Offline queues are memory-only; they live ~5 s,
-    /// well under the idle time before hibernation, and a lost one costs a sender its EXPIRE, not
-    /// a message to a live peer.
-    pub fn restore(config: Config, sockets: Vec<(Attachment, Option<u64>)>) -> Self {
+    /// attachment with the time the runtime last answered its heartbeat, and the seats in
+    /// storage. A stored seat whose sockets are gone (a restart drops every socket) is
+    /// reconnecting from `now`: its member has the grace period to come back. Chat is loaded
+    /// later, when first needed ([`Hub::wants_chat`]). Offline queues are memory-only; they live
+    /// ~5 s, and a lost one costs a sender its EXPIRE, not a message to a live peer.
+    pub fn restore(config: Config, sockets: Vec<(Attachment, Option<u64>)>, seats: Vec<SeatRecord>, now: u64) -> Self {
         let mut hub = Hub::new(config);
         // Older connections first, so if two sockets ever claim one id the newest wins.
         let mut sockets = sockets;
         sockets.sort_by_key(|(a, _)| a.since);
+        let mut seated: HashMap<String, (Sid, crate::protocol::Member)> = HashMap::new();
         for (att, heartbeat) in sockets {
             let last_seen = heartbeat.unwrap_or(0).max(att.since);
             let kind = match att.role {
-                Role::PeerJs { id, token } => hub.restore_registration(att.sid, id, token),
-                Role::Room { member: Some(member) } => hub.restore_seat(att.sid, member),
+                Role::PeerJs { id, token } => hub.restore_registration(att.sid, id, token, att.since),
+                Role::Room { member: Some(member) } => {
+                    let peer_id = member.peer_id.clone();
+                    if let Some((old, _)) = seated.insert(peer_id.clone(), (att.sid, member)) {
+                        hub.retire_silently(old);
+                    }
+                    SocketKind::Room { peer_id: Some(peer_id) }
+                }
                 Role::Room { member: None } => SocketKind::Room { peer_id: None },
                 Role::Retired => SocketKind::Retired,
             };
             let rate = hub.rate_for(&kind);
+            *hub.clients.entry(att.client.clone()).or_default() += 1;
             hub.sockets.insert(
                 att.sid,
-                Socket { kind, since: att.since, last_seen, bucket: TokenBucket::new(rate, last_seen), limited: false, oversize: 0 },
+                Socket {
+                    kind,
+                    since: att.since,
+                    last_seen,
+                    bucket: TokenBucket::new(rate, last_seen),
+                    limited: false,
+                    oversize: 0,
+                    client: att.client,
+                    unseated_since: None,
+                },
             );
         }
         let mut pending = Vec::new();
-        hub.unseat_orphans(&mut pending);
+        hub.restore_roster(seats, seated, now, &mut pending);
         hub.pending = pending;
         hub.rescan_alarm = true;
         hub
@@ -169,7 +204,9 @@ impl Hub {
             sockets: self.sockets.len(),
             registered: self.registry.len(),
             members: self.roster.len(),
+            reconnecting: self.roster.values().filter(|s| s.member.presence == Presence::Reconnecting).count(),
             queued: self.queues.len(),
+            queued_bytes: self.queues.bytes(),
             chat: self.chat.as_ref().map_or(0, ChatLog::len),
         }
     }
@@ -192,30 +229,78 @@ impl Hub {
         self.chat.get_or_insert_with(ChatLog::default)
     }
 
-    /// Registered PeerJS ids, for the discovery endpoint.
+    /// Registered PeerJS ids with a connected socket, for the discovery endpoint.
     pub fn peer_ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self.registry.keys().cloned().collect();
+        let mut ids: Vec<String> =
+            self.registry.iter().filter(|(_, r)| r.sid.is_some()).map(|(id, _)| id.clone()).collect();
         ids.sort();
         ids
     }
 
     // ----- events ----------------------------------------------------------------------------
 
-    /// A room socket was accepted.
-    pub fn on_room_open(&mut self, sid: Sid, now: u64) -> Effects {
+    /// A room socket asks to be accepted from `client` (its `CF-Connecting-IP`).
+    pub fn on_room_open(&mut self, sid: Sid, client: &str, now: u64) -> Admission {
+        if self.client_full(client) {
+            return Admission::Refused { frame: "too many connections from your address".into() };
+        }
         let mut fx = Vec::new();
-        self.add_socket(sid, SocketKind::Room { peer_id: None }, now, &mut fx);
-        fx.push(Effect::Attach { sid, attachment: Attachment { sid, since: now, role: Role::Room { member: None } } });
-        self.finish(fx)
+        self.add_socket(sid, SocketKind::Room { peer_id: None }, client, now, &mut fx);
+        self.mark_unseated(sid, now, &mut fx);
+        let attachment = Attachment { sid, since: now, role: Role::Room { member: None }, client: client.to_owned() };
+        fx.push(Effect::Attach { sid, attachment });
+        Admission::Accepted(self.finish(fx))
     }
 
-    fn add_socket(&mut self, sid: Sid, kind: SocketKind, now: u64, fx: &mut Effects) {
+    /// Whether `client` already holds as many sockets as one client may.
+    fn client_full(&self, client: &str) -> bool {
+        self.clients.get(client).copied().unwrap_or(0) >= self.config.client_limit
+    }
+
+    fn add_socket(&mut self, sid: Sid, kind: SocketKind, client: &str, now: u64, fx: &mut Effects) {
         let rate = self.rate_for(&kind);
-        self.sockets.insert(
-            sid,
-            Socket { kind, since: now, last_seen: now, bucket: TokenBucket::new(rate, now), limited: false, oversize: 0 },
-        );
+        *self.clients.entry(client.to_owned()).or_default() += 1;
+        let socket = Socket {
+            kind,
+            since: now,
+            last_seen: now,
+            bucket: TokenBucket::new(rate, now),
+            limited: false,
+            oversize: 0,
+            client: client.to_owned(),
+            unseated_since: None,
+        };
+        self.sockets.insert(sid, socket);
         self.schedule(now.saturating_add(self.config.alive_timeout_ms), fx);
+    }
+
+    /// Forgets a socket (closed, timed out, replaced), keeping the per-client counts right.
+    fn remove_socket(&mut self, sid: Sid) -> Option<Socket> {
+        let sock = self.sockets.remove(&sid)?;
+        if let Some(n) = self.clients.get_mut(&sock.client) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.clients.remove(&sock.client);
+            }
+        }
+        Some(sock)
+    }
+
+    /// In a room, `sid` now has no seat: it may stay only the join window.
+    fn mark_unseated(&mut self, sid: Sid, now: u64, fx: &mut Effects) {
+        if !self.config.membership {
+            return;
+        }
+        if let Some(s) = self.sockets.get_mut(&sid) {
+            s.unseated_since = Some(now);
+        }
+        self.schedule(now.saturating_add(self.config.join_window_ms), fx);
+    }
+
+    fn mark_seated(&mut self, sid: Sid) {
+        if let Some(s) = self.sockets.get_mut(&sid) {
+            s.unseated_since = None;
+        }
     }
 
     /// A binary frame of `len` bytes arrived. Neither protocol uses binary frames.
@@ -236,7 +321,7 @@ impl Hub {
             match self.sockets.get(&sid).map(|s| &s.kind) {
                 Some(SocketKind::PeerJs { id }) => {
                     let id = id.clone();
-                    self.peerjs_frame(&id, text, now, &mut fx);
+                    self.peerjs_frame(sid, &id, text, now, &mut fx);
                 }
                 Some(SocketKind::Room { .. }) => self.room_frame(sid, text, now, &mut fx),
                 _ => {}
@@ -283,9 +368,9 @@ impl Hub {
                 self.room_error(sid, ErrorCode::FrameTooLarge, msg, fx);
             }
             if strikes >= OVERSIZE_STRIKES {
-                if let Some(sock) = self.sockets.remove(&sid) {
+                if let Some(sock) = self.remove_socket(sid) {
                     close_socket(fx, sid, since, close::TOO_BIG, "frames over the size limit");
-                    self.release(sid, sock.kind, false, fx);
+                    self.release(sid, sock.kind, false, now, fx);
                 }
             }
             return Admit::Drop;
@@ -293,17 +378,20 @@ impl Hub {
         Admit::Process
     }
 
-    /// A socket closed (client close, or error). Its state goes; nothing is sent to it.
-    pub fn on_close(&mut self, sid: Sid) -> Effects {
+    /// A socket closed (client close, or error). Its state goes; nothing is sent to it. A
+    /// member's socket closing is not the member leaving (see [`Presence::Reconnecting`]).
+    pub fn on_close(&mut self, sid: Sid, now: u64) -> Effects {
         let mut fx = Vec::new();
-        if let Some(sock) = self.sockets.remove(&sid) {
-            self.release(sid, sock.kind, false, &mut fx);
+        if let Some(sock) = self.remove_socket(sid) {
+            self.release(sid, sock.kind, false, now, &mut fx);
         }
         self.finish(fx)
     }
 
     /// The alarm fired. `heartbeats` are the times the runtime last auto-answered a HEARTBEAT
-    /// on each socket (those never reach [`Hub::on_text`]).
+    /// on each socket (those never reach [`Hub::on_text`]). In order: silent sockets are closed,
+    /// sockets without a seat past the join window are closed, seats whose member stayed away
+    /// the whole grace period end, and old offline queues are EXPIREd.
     pub fn on_alarm(&mut self, now: u64, heartbeats: &[(Sid, u64)]) -> Effects {
         let mut fx = Vec::new();
         for (sid, at) in heartbeats {
@@ -316,11 +404,23 @@ impl Hub {
             self.sockets.iter().filter(|(_, s)| s.last_seen.saturating_add(alive) <= now).map(|(k, _)| *k).collect();
         dead.sort();
         for sid in dead {
-            if let Some(sock) = self.sockets.remove(&sid) {
+            if let Some(sock) = self.remove_socket(sid) {
                 close_socket(&mut fx, sid, sock.since, close::ALIVE_TIMEOUT, "alive timeout");
-                self.release(sid, sock.kind, true, &mut fx);
+                self.release(sid, sock.kind, true, now, &mut fx);
             }
         }
+        let window = self.config.join_window_ms;
+        let mut idle: Vec<Sid> = self
+            .sockets
+            .iter()
+            .filter(|(_, s)| s.unseated_since.is_some_and(|t| t.saturating_add(window) <= now))
+            .map(|(k, _)| *k)
+            .collect();
+        idle.sort();
+        for sid in idle {
+            self.close_unseated(sid, "join window ended", now, &mut fx);
+        }
+        self.end_expired_seats(now, &mut fx);
         self.expire_queues(now, &mut fx);
         // The fired alarm is spent: compute the next one from scratch.
         self.alarm_at = None;
@@ -328,14 +428,21 @@ impl Hub {
         self.finish(fx)
     }
 
-    /// Drops what a closed (or timed-out, or unregistered) socket owned and tells the room.
-    fn release(&mut self, sid: Sid, kind: SocketKind, timed_out: bool, fx: &mut Effects) {
+    /// Closes a socket that has no seat (join window over, or its place was needed).
+    fn close_unseated(&mut self, sid: Sid, reason: &'static str, now: u64, fx: &mut Effects) {
+        if let Some(sock) = self.remove_socket(sid) {
+            close_socket(fx, sid, sock.since, close::JOIN_WINDOW, reason);
+            self.release(sid, sock.kind, false, now, fx);
+        }
+    }
+
+    /// Drops what a closed (or timed-out, or unregistered) socket owned. A seated member's
+    /// socket leaves the seat reconnecting; the seat itself ends only with `leave` or the grace
+    /// period.
+    fn release(&mut self, sid: Sid, kind: SocketKind, timed_out: bool, now: u64, fx: &mut Effects) {
         match kind {
-            SocketKind::PeerJs { id } => self.unregister(sid, &id, timed_out, fx),
-            SocketKind::Room { peer_id: Some(peer_id) } => {
-                let reason = if timed_out { LeaveReason::Timeout } else { LeaveReason::Closed };
-                self.vacate(sid, &peer_id, reason, fx);
-            }
+            SocketKind::PeerJs { id } => self.unregister(sid, &id, timed_out, now, fx),
+            SocketKind::Room { peer_id: Some(peer_id) } => self.room_socket_gone(sid, &peer_id, now, fx),
             SocketKind::Room { peer_id: None } | SocketKind::Retired => {}
         }
     }
@@ -355,7 +462,11 @@ impl Hub {
         let alive = self.config.alive_timeout_ms;
         let sockets = self.sockets.values().map(|s| s.last_seen.saturating_add(alive)).min();
         let queues = self.queues.next_deadline(self.config.expire_timeout_ms);
-        sockets.into_iter().chain(queues).min()
+        let window = self.config.join_window_ms;
+        let unseated = self.sockets.values().filter_map(|s| s.unseated_since.map(|t| t.saturating_add(window))).min();
+        let grace = self.config.grace_ms;
+        let seats = self.roster.values().filter_map(|s| s.away_since.map(|t| t.saturating_add(grace))).min();
+        sockets.into_iter().chain(queues).chain(unseated).chain(seats).min()
     }
 
     /// Every event's effects pass through here: effects decided during a restore go first, and
@@ -383,6 +494,7 @@ fn send(fx: &mut Effects, to: Sid, frame: String) {
 
 /// Retires a socket's attachment, then closes it (see [`Effect::Close`]).
 fn close_socket(fx: &mut Effects, sid: Sid, since: u64, code: u16, reason: &'static str) {
-    fx.push(Effect::Attach { sid, attachment: Attachment { sid, since, role: Role::Retired } });
+    let attachment = Attachment { sid, since, role: Role::Retired, client: String::new() };
+    fx.push(Effect::Attach { sid, attachment });
     fx.push(Effect::Close { sid, code, reason });
 }

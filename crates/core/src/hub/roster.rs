@@ -1,52 +1,182 @@
 //! The room half of the hub: the roster (who is in the meeting, under which PeerJS id), chat and
 //! media state, on room sockets.
 
+use std::collections::HashMap;
 use std::rc::Rc;
 
-use super::{close_socket, send, Attachment, Effect, Effects, Hub, Sid, SocketKind};
+use super::registry::Registration;
+use super::{close_socket, send, Attachment, Effect, Effects, Hub, SeatRecord, Sid, SocketKind};
 use crate::limits::{validate_name, validate_text, CHAT_MAX_CHARS, NAME_MAX_CHARS};
 use crate::protocol::{
-    ChatRecord, ClientFrame, ErrorCode, LeaveReason, MediaPatch, MediaState, Member, RoomLimits, ServerFrame,
+    ChatRecord, ClientFrame, ErrorCode, LeaveReason, MediaPatch, MediaState, Member, Presence, RoomLimits, ServerFrame,
 };
 
 /// Budget for chat history inside a `welcome` frame, in (estimated) bytes of JSON: far below
 /// the runtime's 1 MiB limit on a sent message even for 200 long messages.
 pub const WELCOME_CHAT_BUDGET: usize = 512 * 1024;
 
-/// One member's place in the roster.
+/// One member's place in the roster. It belongs to the member, not to a socket: it outlives
+/// its sockets by the grace period, and only the token that took it can take it back.
 #[derive(Debug)]
 pub(super) struct Seat {
-    /// The room socket the member joined on.
-    pub sid: Sid,
+    /// The room socket the member is connected on; `None` while it reconnects.
+    pub sid: Option<Sid>,
     pub member: Member,
     /// Join order. `joined_at` ties within one millisecond (the Workers clock stands still
     /// during a burst of events), so `welcome.peers` is sorted by this as well.
     pub order: u64,
+    /// Since when the member is reconnecting; the seat ends `grace_ms` later.
+    pub away_since: Option<u64>,
 }
 
 impl Hub {
-    /// A seat found in a room socket's attachment after a wake-up; the newest socket wins.
-    pub(super) fn restore_seat(&mut self, sid: Sid, member: Member) -> SocketKind {
-        let peer_id = member.peer_id.clone();
-        // Restored in connection order: the best join order left for equal `joined_at`.
-        self.joins += 1;
-        let order = self.joins;
-        if let Some(old) = self.roster.insert(peer_id.clone(), Seat { sid, member, order }) {
-            self.retire_silently(old.sid);
+    /// Rebuilds the roster after a wake-up or a restart: the stored seats, each on the room
+    /// socket whose attachment names it (its media there is the freshest), else reconnecting
+    /// from `now`. A seat's PeerJS id with no socket stays reserved for its token.
+    pub(super) fn restore_roster(
+        &mut self,
+        seats: Vec<SeatRecord>,
+        mut on_socket: HashMap<String, (Sid, Member)>,
+        now: u64,
+        fx: &mut Effects,
+    ) {
+        let mut seats = seats;
+        seats.sort_by_key(|s| s.order);
+        for rec in seats {
+            let peer_id = rec.member.peer_id.clone();
+            match self.registry.get(&peer_id) {
+                Some(reg) if reg.token != rec.token => {
+                    // Not reachable through the protocol (the id was reserved); keep the live one.
+                    fx.push(Effect::DropSeat(peer_id));
+                    continue;
+                }
+                Some(_) => {}
+                None => {
+                    let reg = Registration { sid: None, token: rec.token.clone(), since: now };
+                    self.registry.insert(peer_id.clone(), reg);
+                }
+            }
+            let (sid, member) = match on_socket.remove(&peer_id) {
+                Some((sid, member)) => (Some(sid), member),
+                None => (None, rec.member),
+            };
+            self.joins = self.joins.max(rec.order);
+            let seat = Seat { sid, member, order: rec.order, away_since: None };
+            self.roster.insert(peer_id, seat);
         }
-        SocketKind::Room { peer_id: Some(peer_id) }
+        // A room socket whose seat storage does not know (written by a build that kept none):
+        // seated if its PeerJS id is registered, so its token is known.
+        let mut rest: Vec<(String, (Sid, Member))> = on_socket.into_iter().collect();
+        rest.sort_by_key(|(_, (sid, _))| *sid);
+        for (peer_id, (sid, member)) in rest {
+            match self.registry.get(&peer_id) {
+                Some(_) => {
+                    self.joins += 1;
+                    let seat = Seat { sid: Some(sid), member, order: self.joins, away_since: None };
+                    self.roster.insert(peer_id, seat);
+                }
+                None => {
+                    if let Some(s) = self.sockets.get_mut(&sid) {
+                        s.kind = SocketKind::Room { peer_id: None };
+                    }
+                }
+            }
+        }
+        // Presence from what is connected now: a seat missing a socket is reconnecting from now.
+        let mut ids: Vec<String> = self.roster.keys().cloned().collect();
+        ids.sort();
+        for peer_id in ids {
+            if let Some(seat) = self.roster.get_mut(&peer_id) {
+                seat.member.presence = Presence::Present;
+            }
+            self.refresh_presence(&peer_id, now, fx);
+        }
+        // Sockets without a seat get what is left of their join window.
+        if self.config.membership {
+            let unseated: Vec<Sid> = self
+                .sockets
+                .iter()
+                .filter(|(_, s)| match &s.kind {
+                    SocketKind::Room { peer_id } => peer_id.is_none(),
+                    SocketKind::PeerJs { id } => !self.roster.contains_key(id),
+                    SocketKind::Retired => false,
+                })
+                .map(|(sid, _)| *sid)
+                .collect();
+            for sid in unseated {
+                if let Some(s) = self.sockets.get_mut(&sid) {
+                    s.unseated_since = Some(s.since);
+                }
+            }
+        }
     }
 
-    /// After a restore: a member whose PeerJS socket closed while the object slept (its close
-    /// event may be lost with the eviction) is unreachable, so it leaves, and the room hears so
-    /// with the first event after the wake-up.
-    pub(super) fn unseat_orphans(&mut self, fx: &mut Effects) {
-        let mut orphans: Vec<String> =
-            self.roster.keys().filter(|p| !self.registry.contains_key(*p)).cloned().collect();
-        orphans.sort();
-        for peer_id in orphans {
-            self.unseat(&peer_id, LeaveReason::Disconnected, fx);
+    /// Recomputes a seat's presence from its sockets: present when both its room socket and its
+    /// PeerJS socket are connected, reconnecting otherwise. A change is told to the others, and
+    /// a member going away starts its grace period.
+    pub(super) fn refresh_presence(&mut self, peer_id: &str, now: u64, fx: &mut Effects) {
+        let pj_live = self.registry.get(peer_id).is_some_and(|r| r.sid.is_some());
+        let Some(seat) = self.roster.get_mut(peer_id) else { return };
+        let want = if seat.sid.is_some() && pj_live { Presence::Present } else { Presence::Reconnecting };
+        if seat.member.presence == want {
+            return;
         }
+        seat.member.presence = want;
+        let except = seat.sid;
+        if want == Presence::Reconnecting {
+            seat.away_since = Some(now);
+            self.schedule(now.saturating_add(self.config.grace_ms), fx);
+        } else {
+            seat.away_since = None;
+        }
+        let frame = ServerFrame::PeerPresence { peer_id: peer_id.to_owned(), presence: want };
+        self.broadcast(&frame, except, fx);
+    }
+
+    /// The room socket `sid` of member `peer_id` closed or timed out: the member reconnects.
+    pub(super) fn room_socket_gone(&mut self, sid: Sid, peer_id: &str, now: u64, fx: &mut Effects) {
+        let Some(seat) = self.roster.get_mut(peer_id).filter(|s| s.sid == Some(sid)) else { return };
+        seat.sid = None;
+        self.refresh_presence(peer_id, now, fx);
+    }
+
+    /// Ends every seat whose member stayed away the whole grace period.
+    pub(super) fn end_expired_seats(&mut self, now: u64, fx: &mut Effects) {
+        let grace = self.config.grace_ms;
+        let mut due: Vec<String> = self
+            .roster
+            .iter()
+            .filter(|(_, s)| s.away_since.is_some_and(|t| t.saturating_add(grace) <= now))
+            .map(|(id, _)| id.clone())
+            .collect();
+        due.sort();
+        for peer_id in due {
+            self.end_seat(&peer_id, LeaveReason::Gone, now, fx);
+        }
+    }
+
+    /// The seat of `peer_id` ends (`leave`, or the grace period ran out): the member hears
+    /// `left`, everyone else `peer-left`, storage forgets it, and what is still connected of it
+    /// has only the join window left.
+    fn end_seat(&mut self, peer_id: &str, reason: LeaveReason, now: u64, fx: &mut Effects) {
+        let Some(seat) = self.roster.remove(peer_id) else { return };
+        fx.push(Effect::DropSeat(peer_id.to_owned()));
+        if let Some(sid) = seat.sid {
+            if let Some(sock) = self.sockets.get_mut(&sid) {
+                sock.kind = SocketKind::Room { peer_id: None };
+            }
+            self.attach_member(sid, None, fx);
+            send_frame(fx, sid, &ServerFrame::Left { reason });
+            self.mark_unseated(sid, now, fx);
+        }
+        match self.registry.get(peer_id).map(|r| r.sid) {
+            Some(Some(pj)) => self.mark_unseated(pj, now, fx),
+            Some(None) => {
+                self.registry.remove(peer_id);
+            }
+            None => {}
+        }
+        self.broadcast(&ServerFrame::PeerLeft { peer_id: peer_id.to_owned(), reason }, None, fx);
     }
 
     pub(super) fn room_frame(&mut self, sid: Sid, text: &str, now: u64, fx: &mut Effects) {
@@ -73,15 +203,7 @@ impl Hub {
             (_, None) => self.room_error(sid, ErrorCode::NotJoined, "send \"join\" first", fx),
             (ClientFrame::Chat { text }, Some(peer_id)) => self.chat(sid, &peer_id, &text, now, fx),
             (ClientFrame::Media(patch), Some(peer_id)) => self.media(sid, peer_id, &patch, fx),
-            (ClientFrame::Leave, Some(peer_id)) => {
-                self.roster.remove(&peer_id);
-                if let Some(sock) = self.sockets.get_mut(&sid) {
-                    sock.kind = SocketKind::Room { peer_id: None };
-                }
-                self.attach_member(sid, None, fx);
-                send_frame(fx, sid, &ServerFrame::Left { reason: LeaveReason::Leave });
-                self.broadcast(&ServerFrame::PeerLeft { peer_id, reason: LeaveReason::Leave }, None, fx);
-            }
+            (ClientFrame::Leave, Some(peer_id)) => self.end_seat(&peer_id, LeaveReason::Leave, now, fx),
         }
     }
 
@@ -90,6 +212,8 @@ impl Hub {
             Ok(n) => n,
             Err(why) => return self.room_error(sid, ErrorCode::InvalidName, why, fx),
         };
+        // The registration is live, or reserved for a seat whose member is reconnecting; either
+        // way only its own token proves the id.
         match self.registry.get(&j.peer_id) {
             None => {
                 let msg = "that peer id is not connected to this room's PeerJS server";
@@ -100,31 +224,79 @@ impl Hub {
             }
             Some(_) => {}
         }
-        // Re-joining with the same peer id from a new socket is a reconnect: the new socket takes
-        // the seat and the old one is closed. The cap counts people, so it does not apply.
-        if let Some(old) = self.roster.remove(&j.peer_id) {
-            send_frame(fx, old.sid, &ServerFrame::Left { reason: LeaveReason::Replaced });
-            if let Some(sock) = self.sockets.remove(&old.sid) {
-                close_socket(fx, old.sid, sock.since, super::close::REPLACED, "joined from another connection");
-            }
-        } else if self.roster.len() >= self.config.room_cap {
+        if self.roster.contains_key(&j.peer_id) {
+            return self.resume(sid, j, now, fx);
+        }
+        if self.roster.len() >= self.config.room_cap {
             let msg = format!("this room is full ({} people)", self.config.room_cap);
             return self.room_error(sid, ErrorCode::RoomFull, msg, fx);
         }
         let mut state = MediaState::default();
         state.apply(&j.media);
-        let member = Member { peer_id: j.peer_id.clone(), name, media: state, joined_at: now };
-        let mut seats: Vec<&Seat> = self.roster.values().collect();
-        seats.sort_by_key(|s| (s.member.joined_at, s.order));
-        let peers: Vec<Member> = seats.into_iter().map(|s| s.member.clone()).collect();
+        let member =
+            Member { peer_id: j.peer_id.clone(), name, media: state, joined_at: now, presence: Presence::Present };
+        let peers = self.members_except(None);
         self.joins += 1;
-        self.roster.insert(j.peer_id.clone(), Seat { sid, member: member.clone(), order: self.joins });
-        if let Some(sock) = self.sockets.get_mut(&sid) {
-            sock.kind = SocketKind::Room { peer_id: Some(j.peer_id) };
-        }
+        let order = self.joins;
+        let seat = Seat { sid: Some(sid), member: member.clone(), order, away_since: None };
+        self.roster.insert(j.peer_id.clone(), seat);
+        fx.push(Effect::SaveSeat(SeatRecord { member: member.clone(), token: j.token, order }));
+        self.seat_sockets(sid, &j.peer_id);
         self.attach_member(sid, Some(member.clone()), fx);
+        self.welcome(sid, member.clone(), peers, false, fx);
+        self.broadcast(&ServerFrame::PeerJoined { peer: member }, Some(sid), fx);
+    }
+
+    /// A join for a seat this token still holds: the member's new room socket takes the seat
+    /// back. Nothing is torn down: the others hear `peer-presence` (and `peer-media` if its
+    /// media changed meanwhile), never `peer-left`/`peer-joined`, so their calls stay up.
+    fn resume(&mut self, sid: Sid, j: Joining, now: u64, fx: &mut Effects) {
+        let Some(seat) = self.roster.get_mut(&j.peer_id) else { return };
+        let old = seat.sid.replace(sid).filter(|old| *old != sid);
+        let before = seat.member.media;
+        seat.member.media.apply(&j.media);
+        let media = seat.member.media;
+        if let Some(old) = old {
+            // The same page's previous room socket, which the server had not yet seen close.
+            send_frame(fx, old, &ServerFrame::Left { reason: LeaveReason::Replaced });
+            if let Some(sock) = self.remove_socket(old) {
+                close_socket(fx, old, sock.since, super::close::REPLACED, "joined from another connection");
+            }
+        }
+        self.seat_sockets(sid, &j.peer_id);
+        if media != before {
+            let frame = ServerFrame::PeerMedia { peer_id: j.peer_id.clone(), media };
+            self.broadcast(&frame, Some(sid), fx);
+        }
+        self.refresh_presence(&j.peer_id, now, fx);
+        let Some(member) = self.roster.get(&j.peer_id).map(|s| s.member.clone()) else { return };
+        self.attach_member(sid, Some(member.clone()), fx);
+        let peers = self.members_except(Some(&j.peer_id));
+        self.welcome(sid, member, peers, true, fx);
+    }
+
+    /// The room socket `sid` and the PeerJS socket of `peer_id` now belong to a seat.
+    fn seat_sockets(&mut self, sid: Sid, peer_id: &str) {
+        if let Some(sock) = self.sockets.get_mut(&sid) {
+            sock.kind = SocketKind::Room { peer_id: Some(peer_id.to_owned()) };
+        }
+        self.mark_seated(sid);
+        if let Some(pj) = self.registry.get(peer_id).and_then(|r| r.sid) {
+            self.mark_seated(pj);
+        }
+    }
+
+    /// Everyone seated but `except`, in join order.
+    fn members_except(&self, except: Option<&str>) -> Vec<Member> {
+        let mut seats: Vec<&Seat> =
+            self.roster.values().filter(|s| Some(s.member.peer_id.as_str()) != except).collect();
+        seats.sort_by_key(|s| (s.member.joined_at, s.order));
+        seats.into_iter().map(|s| s.member.clone()).collect()
+    }
+
+    fn welcome(&mut self, sid: Sid, me: Member, peers: Vec<Member>, resumed: bool, fx: &mut Effects) {
         let welcome = ServerFrame::Welcome {
-            me: member.clone(),
+            me,
             peers,
             chat: self.history_for_welcome(),
             ice_servers: self.config.ice_servers.clone(),
@@ -133,9 +305,9 @@ impl Hub {
                 chat_max_chars: CHAT_MAX_CHARS,
                 name_max_chars: NAME_MAX_CHARS,
             },
+            resumed,
         };
         send_frame(fx, sid, &welcome);
-        self.broadcast(&ServerFrame::PeerJoined { peer: member }, Some(sid), fx);
     }
 
     /// The newest chat records whose JSON fits in [`WELCOME_CHAT_BUDGET`], oldest first.
@@ -176,7 +348,7 @@ impl Hub {
             self.broadcast(&ServerFrame::Chat { message: record }, None, &mut fx);
         } else {
             self.chat_log().forget(id);
-            if let Some(sid) = self.roster.get(&record.peer_id).map(|s| s.sid) {
+            if let Some(sid) = self.roster.get(&record.peer_id).and_then(|s| s.sid) {
                 let msg = "the message could not be stored; try again";
                 self.room_error(sid, ErrorCode::Internal, msg, &mut fx);
             }
@@ -193,29 +365,11 @@ impl Hub {
         self.broadcast(&ServerFrame::PeerMedia { peer_id, media }, None, fx);
     }
 
-    /// The room socket `sid` of member `peer_id` is gone (closed or timed out).
-    pub(super) fn vacate(&mut self, sid: Sid, peer_id: &str, reason: LeaveReason, fx: &mut Effects) {
-        if self.roster.get(peer_id).is_some_and(|s| s.sid == sid) {
-            self.roster.remove(peer_id);
-            self.broadcast(&ServerFrame::PeerLeft { peer_id: peer_id.to_owned(), reason }, None, fx);
-        }
-    }
-
-    /// A member whose PeerJS id is gone leaves the roster; its room socket stays open, unjoined.
-    pub(super) fn unseat(&mut self, peer_id: &str, reason: LeaveReason, fx: &mut Effects) {
-        let Some(seat) = self.roster.remove(peer_id) else { return };
-        if let Some(sock) = self.sockets.get_mut(&seat.sid) {
-            sock.kind = SocketKind::Room { peer_id: None };
-            send_frame(fx, seat.sid, &ServerFrame::Left { reason });
-            self.attach_member(seat.sid, None, fx);
-        }
-        self.broadcast(&ServerFrame::PeerLeft { peer_id: peer_id.to_owned(), reason }, None, fx);
-    }
-
     fn attach_member(&self, sid: Sid, member: Option<Member>, fx: &mut Effects) {
         if let Some(sock) = self.sockets.get(&sid) {
             let role = super::Role::Room { member };
-            fx.push(Effect::Attach { sid, attachment: Attachment { sid, since: sock.since, role } });
+            let attachment = Attachment { sid, since: sock.since, role, client: sock.client.clone() };
+            fx.push(Effect::Attach { sid, attachment });
         }
     }
 
@@ -226,7 +380,7 @@ impl Hub {
     /// Sends to every roster member (except `except`), serialising the frame once.
     fn broadcast(&self, frame: &ServerFrame, except: Option<Sid>, fx: &mut Effects) {
         let json: Rc<str> = frame.to_json().into();
-        let mut sids: Vec<Sid> = self.roster.values().map(|s| s.sid).filter(|s| Some(*s) != except).collect();
+        let mut sids: Vec<Sid> = self.roster.values().filter_map(|s| s.sid).filter(|s| Some(*s) != except).collect();
         sids.sort(); // deterministic order for tests
         for to in sids {
             fx.push(Effect::Send { to, frame: json.clone() });
@@ -248,6 +402,10 @@ fn classify_bad_frame(text: &str, err: &serde_json::Error) -> (ErrorCode, String
     let value = match serde_json::from_str::<serde_json::Value>(text) {
         Ok(v @ serde_json::Value::Object(_)) => v,
         Ok(_) => return (ErrorCode::BadJson, "frames must be JSON objects".into()),
+        // Valid JSON whose number no f64 holds (`1e400`): the JSON is fine, the field is not.
+        Err(e) if e.to_string().starts_with("number out of range") => {
+            return (ErrorCode::BadRequest, "a number is out of range".into())
+        }
         Err(_) => return (ErrorCode::BadJson, "frame is not valid JSON".into()),
     };
     match value.get("type").and_then(serde_json::Value::as_str) {

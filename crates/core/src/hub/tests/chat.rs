@@ -112,8 +112,8 @@ fn chat_not_stored_is_forgotten_and_only_its_sender_hears() {
 fn a_failed_chat_write_keeps_the_rest_of_the_event() {
     // The alarm that a restore re-arms rides on the first event's effects; a chat write failing
     // in that event must not lose it (it would when the shell dropped the rest of the queue).
-    let pj = Attachment { sid: 1, since: 0, role: Role::PeerJs { id: "a".into(), token: tok("a") } };
-    let room = Attachment { sid: 101, since: 0, role: Role::Room { member: Some(member("a", "Ada", 0)) } };
+    let pj = att(1, 0, Role::PeerJs { id: "a".into(), token: tok("a") });
+    let room = att(101, 0, Role::Room { member: Some(member("a", "Ada", 0)) });
     let mut hub = Sim::restore(cfg(), vec![(pj, Some(50)), (room, Some(50))], vec![]);
     hub.storage_fails = true;
     let fx = hub.on_text(101, &chat_frame("x"), 100);

@@ -25,15 +25,14 @@ fn join_attaches_welcomes_and_announces_to_members_only() {
         chat: vec![],
         ice_servers: json!([{ "urls": "stun:stun.test:3478" }]),
         limits: limits(),
+        resumed: false,
     };
     let joined = ServerFrame::PeerJoined { peer: me.clone() };
     assert_eq!(
         fx,
         vec![
-            Effect::Attach {
-                sid: 104,
-                attachment: Attachment { sid: 104, since: 30, role: Role::Room { member: Some(me) } }
-            },
+            Effect::SaveSeat(SeatRecord { member: me.clone(), token: "tok-c".into(), order: 3 }),
+            Effect::Attach { sid: 104, attachment: att(104, 30, Role::Room { member: Some(me) }) },
             send_frame(104, &welcome),
             send_frame(101, &joined),
             send_frame(102, &joined),
@@ -133,11 +132,20 @@ fn room_full_counts_members_and_frees_up_after_a_leave() {
     let fx = hub.on_text(104, &join_frame("d", "tok-d", "Dee"), 3);
     assert!(matches!(&room_to(&fx, 104)[0], ServerFrame::Welcome { .. }));
     assert_eq!(hub.stats().members, CAP);
-    // A member whose room socket closes frees a seat too.
+    // A member whose room socket closes keeps its seat through the grace period: still full.
     assert_eq!(only_error(&hub.on_text(102, &join_frame("b", "tok-b", "Bob"), 4), 102), ErrorCode::RoomFull);
     hub.on_close(101);
+    hub.on_close(1);
+    assert_eq!(only_error(&hub.on_text(102, &join_frame("b", "tok-b", "Bob"), 5), 102), ErrorCode::RoomFull);
+    // When it ends, the place is free. (b's own sockets sat unseated past the join window
+    // meanwhile and were closed, so b comes back on new ones.)
+    let alive: Vec<(Sid, u64)> = [2, 3, 4, 102, 103, 104].iter().map(|s| (*s, 4 + GRACE)).collect();
+    let fx = hub.on_alarm(4 + GRACE, &alive);
+    assert!(closes(&fx).ends_with(&[(2, close::JOIN_WINDOW), (102, close::JOIN_WINDOW)]), "{fx:?}");
+    peer(&mut hub, 5, "b", 5 + GRACE);
+    hub.on_room_open(105, 5 + GRACE);
     assert!(matches!(
-        &room_to(&hub.on_text(102, &join_frame("b", "tok-b", "Bob"), 6), 102)[0],
+        &room_to(&hub.on_text(105, &join_frame("b", "tok-b", "Bob"), 5 + GRACE), 105)[0],
         ServerFrame::Welcome { .. }
     ));
 }

@@ -15,7 +15,7 @@ fn offer_of_len(dst: &str, len: usize) -> String {
 
 #[test]
 fn oversize_peerjs_frames_are_dropped_silently() {
-    let mut hub = Sim::new(cfg());
+    let mut hub = Sim::new(global_cfg());
     peer(&mut hub, 1, "a", 0);
     peer(&mut hub, 2, "b", 0);
     assert_eq!(hub.on_text(1, &offer_of_len("b", MAX_FRAME_BYTES + 1), 1), vec![]);
@@ -28,7 +28,7 @@ fn oversize_peerjs_frames_are_dropped_silently() {
 
 #[test]
 fn the_third_oversize_frame_closes_the_socket_with_1009() {
-    let mut hub = Sim::new(cfg());
+    let mut hub = Sim::new(global_cfg());
     peer(&mut hub, 1, "a", 0);
     peer(&mut hub, 2, "b", 0);
     assert_eq!(hub.on_text(1, &offer_of_len("b", MAX_FRAME_BYTES + 1), 1), vec![]);
@@ -41,7 +41,7 @@ fn the_third_oversize_frame_closes_the_socket_with_1009() {
 
 #[test]
 fn peerjs_rate_limit_drops_silently_and_refills() {
-    let mut hub = Sim::new(Config { peerjs_rate: Rate { per_sec: 10, burst: 3 }, ..cfg() });
+    let mut hub = Sim::new(Config { membership: false, peerjs_rate: Rate { per_sec: 10, burst: 3 }, ..cfg() });
     peer(&mut hub, 1, "a", 0);
     peer(&mut hub, 2, "b", 0);
     let mut got = Vec::new();

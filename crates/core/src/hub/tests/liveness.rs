@@ -4,11 +4,11 @@ use super::*;
 
 #[test]
 fn leave_without_dst_unregisters_without_closing() {
-    let mut hub = Sim::new(cfg());
+    let mut hub = Sim::new(global_cfg());
     peer(&mut hub, 1, "a", 0);
     peer(&mut hub, 2, "b", 0);
     let fx = hub.on_text(1, r#"{"type":"LEAVE"}"#, 50);
-    assert_eq!(fx, vec![Effect::Attach { sid: 1, attachment: Attachment { sid: 1, since: 0, role: Role::Retired } }]);
+    assert_eq!(fx, vec![Effect::Attach { sid: 1, attachment: att(1, 0, Role::Retired) }]);
     assert_eq!(hub.peer_ids(), vec!["b".to_string()]);
     // The socket stays open but owns nothing: its frames are ignored.
     assert_eq!(hub.on_text(1, &offer("b", 1), 51), vec![]);
@@ -27,7 +27,7 @@ fn leave_without_dst_unregisters_without_closing() {
 
 #[test]
 fn close_unregisters_at_once_and_reconnect_gets_the_queue() {
-    let mut hub = Sim::new(cfg());
+    let mut hub = Sim::new(global_cfg());
     peer(&mut hub, 1, "a", 0);
     peer(&mut hub, 2, "b", 0);
     assert_eq!(hub.on_close(1), vec![], "no LEAVE is broadcast on close");
@@ -43,7 +43,7 @@ fn close_unregisters_at_once_and_reconnect_gets_the_queue() {
 
 #[test]
 fn alive_timeout_closes_4001_and_clears_the_queue() {
-    let mut hub = Sim::new(cfg());
+    let mut hub = Sim::new(global_cfg());
     peer(&mut hub, 1, "a", 0);
     peer(&mut hub, 2, "b", 0);
     hub.on_text(2, &offer("ghost", 1), ALIVE - 500);
@@ -63,7 +63,7 @@ fn alive_timeout_closes_4001_and_clears_the_queue() {
 #[test]
 fn alive_timeout_of_a_dst_drops_its_queue_after_expiry_deadline() {
     // Messages to an id whose socket timed out are queued afresh and expire normally.
-    let mut hub = Sim::new(cfg());
+    let mut hub = Sim::new(global_cfg());
     peer(&mut hub, 1, "a", 0);
     peer(&mut hub, 2, "b", 5);
     let fx = hub.on_alarm(ALIVE, &[(2, ALIVE)]);
@@ -76,7 +76,7 @@ fn alive_timeout_of_a_dst_drops_its_queue_after_expiry_deadline() {
 
 #[test]
 fn traffic_and_heartbeats_keep_sockets_alive_without_costing_alarms() {
-    let mut hub = Sim::new(cfg());
+    let mut hub = Sim::new(global_cfg());
     assert_eq!(alarms(&hub.on_peerjs_open(1, "talker", "t", 0)), vec![ALIVE]);
     assert_eq!(alarms(&hub.on_peerjs_open(2, "beater", "t", 0)), Vec::<u64>::new());
     assert_eq!(alarms(&hub.on_peerjs_open(3, "silent", "t", 0)), Vec::<u64>::new());
@@ -101,7 +101,7 @@ fn traffic_and_heartbeats_keep_sockets_alive_without_costing_alarms() {
 
 #[test]
 fn alarm_with_nothing_left_asks_for_none() {
-    let mut hub = Sim::new(cfg());
+    let mut hub = Sim::new(global_cfg());
     peer(&mut hub, 1, "a", 0);
     hub.on_close(1);
     assert_eq!(hub.on_alarm(ALIVE, &[]), vec![]);

@@ -26,11 +26,11 @@ use std::rc::Rc;
 
 use serde_json::{json, Value};
 
-use crate::hub::{close, Admission, Attachment, Effect, Effects, Hub, HubStats, Role, Sid};
+use crate::hub::{close, Admission, Attachment, Effect, Effects, Hub, HubStats, Role, SeatRecord, Sid};
 use crate::limits::{Config, Rate, CHAT_HISTORY, CHAT_MAX_CHARS, MAX_FRAME_BYTES, NAME_MAX_CHARS};
 use crate::peerjs::{self, PeerJsFrame};
 use crate::protocol::{
-    ChatRecord, ClientFrame, ErrorCode, LeaveReason, MediaPatch, MediaState, Member, RoomLimits, ServerFrame,
+    ChatRecord, ClientFrame, ErrorCode, LeaveReason, MediaPatch, MediaState, Member, Presence, RoomLimits, ServerFrame,
 };
 
 /// The hub with a fake shell around it: it carries out what the Durable Object's shell would
@@ -39,23 +39,45 @@ struct Sim {
     hub: Hub,
     /// What chat storage holds (oldest first).
     stored: Vec<ChatRecord>,
+    /// What seat storage holds, by peer id.
+    seats: BTreeMap<String, SeatRecord>,
     /// When set, chat writes fail.
     storage_fails: bool,
+    /// The time of the latest event, for events the runtime delivers without one (a close).
+    clock: u64,
 }
 
 impl Sim {
     fn new(config: Config) -> Sim {
-        Sim { hub: Hub::new(config), stored: Vec::new(), storage_fails: false }
+        Sim { hub: Hub::new(config), stored: Vec::new(), seats: BTreeMap::new(), storage_fails: false, clock: 0 }
     }
 
     /// After hibernation: the sockets' attachments (with heartbeat times) and the chat in storage.
     fn restore(config: Config, sockets: Vec<(Attachment, Option<u64>)>, stored: Vec<ChatRecord>) -> Sim {
-        Sim { hub: Hub::restore(config, sockets), stored, storage_fails: false }
+        Sim::restore_seats(config, sockets, stored, Vec::new(), 0)
+    }
+
+    /// After hibernation or a restart, with the seats storage kept, at `now`.
+    fn restore_seats(
+        config: Config,
+        sockets: Vec<(Attachment, Option<u64>)>,
+        stored: Vec<ChatRecord>,
+        seats: Vec<SeatRecord>,
+        now: u64,
+    ) -> Sim {
+        let kept = seats.iter().map(|s| (s.member.peer_id.clone(), s.clone())).collect();
+        let hub = Hub::restore(config, sockets, seats, now);
+        Sim { hub, stored, seats: kept, storage_fails: false, clock: now }
     }
 
     /// A refused socket is never accepted: the shell sends the refusal frame and closes it.
     fn on_peerjs_open(&mut self, sid: Sid, id: &str, token: &str, now: u64) -> Effects {
-        match self.hub.on_peerjs_open(sid, id, token, now) {
+        self.on_peerjs_open_from(sid, id, token, "", now)
+    }
+
+    fn on_peerjs_open_from(&mut self, sid: Sid, id: &str, token: &str, client: &str, now: u64) -> Effects {
+        self.clock = self.clock.max(now);
+        match self.hub.on_peerjs_open(sid, id, token, client, now) {
             Admission::Accepted(fx) => self.carry_out(fx),
             Admission::Refused { frame } => {
                 vec![send(sid, &frame), Effect::Close { sid, code: close::NORMAL, reason: "refused" }]
@@ -64,11 +86,20 @@ impl Sim {
     }
 
     fn on_room_open(&mut self, sid: Sid, now: u64) -> Effects {
-        let fx = self.hub.on_room_open(sid, now);
-        self.carry_out(fx)
+        self.on_room_open_from(sid, "", now)
+    }
+
+    /// A refused room socket gets an HTTP error instead of the upgrade: nothing to carry out.
+    fn on_room_open_from(&mut self, sid: Sid, client: &str, now: u64) -> Effects {
+        self.clock = self.clock.max(now);
+        match self.hub.on_room_open(sid, client, now) {
+            Admission::Accepted(fx) => self.carry_out(fx),
+            Admission::Refused { .. } => vec![Effect::Close { sid, code: 429, reason: "refused" }],
+        }
     }
 
     fn on_text(&mut self, sid: Sid, text: &str, now: u64) -> Effects {
+        self.clock = self.clock.max(now);
         if self.hub.wants_chat(sid) {
             // Storage returns the newest first, as the shell's SELECT does.
             self.hub.load_chat(self.stored.iter().rev().cloned().collect());
@@ -78,16 +109,18 @@ impl Sim {
     }
 
     fn on_binary(&mut self, sid: Sid, len: usize, now: u64) -> Effects {
+        self.clock = self.clock.max(now);
         let fx = self.hub.on_binary(sid, len, now);
         self.carry_out(fx)
     }
 
     fn on_close(&mut self, sid: Sid) -> Effects {
-        let fx = self.hub.on_close(sid);
+        let fx = self.hub.on_close(sid, self.clock);
         self.carry_out(fx)
     }
 
     fn on_alarm(&mut self, now: u64, heartbeats: &[(Sid, u64)]) -> Effects {
+        self.clock = self.clock.max(now);
         let fx = self.hub.on_alarm(now, heartbeats);
         self.carry_out(fx)
     }
@@ -104,6 +137,15 @@ impl Sim {
     fn carry_out(&mut self, fx: Effects) -> Effects {
         let mut out = Vec::with_capacity(fx.len());
         for e in fx {
+            match &e {
+                Effect::SaveSeat(rec) => {
+                    self.seats.insert(rec.member.peer_id.clone(), rec.clone());
+                }
+                Effect::DropSeat(peer_id) => {
+                    self.seats.remove(peer_id);
+                }
+                _ => {}
+            }
             if let Effect::StoreChat(record) = &e {
                 let ok = !self.storage_fails;
                 if ok {
@@ -125,6 +167,8 @@ impl Sim {
 const ALIVE: u64 = 10_000;
 const EXPIRE: u64 = 1_000;
 const CAP: usize = 3;
+const GRACE: u64 = 20_000;
+const WINDOW: u64 = 15_000;
 const UNLIMITED: Rate = Rate { per_sec: 0, burst: 0 };
 
 /// Short timeouts, a small room, no rate limits (the rate tests set their own).
@@ -137,7 +181,21 @@ fn cfg() -> Config {
         room_rate: UNLIMITED,
         peerjs_rate: UNLIMITED,
         ice_servers: json!([{ "urls": "stun:stun.test:3478" }]),
+        grace_ms: GRACE,
+        join_window_ms: WINDOW,
+        client_limit: 1000,
+        membership: true,
     }
+}
+
+/// The global `/peerjs` server's rules: no rooms, so no membership.
+fn global_cfg() -> Config {
+    Config { membership: false, ..cfg() }
+}
+
+/// An attachment from an unknown client address.
+fn att(sid: Sid, since: u64, role: Role) -> Attachment {
+    Attachment { sid, since, role, client: String::new() }
 }
 
 fn tok(id: &str) -> String {
@@ -222,7 +280,7 @@ fn send(to: Sid, frame: &str) -> Effect {
 
 /// The attachment the core stores for a socket it is about to close.
 fn retire(sid: Sid, since: u64) -> Effect {
-    Effect::Attach { sid, attachment: Attachment { sid, since, role: Role::Retired } }
+    Effect::Attach { sid, attachment: att(sid, since, Role::Retired) }
 }
 
 fn send_frame(to: Sid, frame: &ServerFrame) -> Effect {
@@ -279,7 +337,13 @@ fn leave_frame() -> String {
 }
 
 fn member(peer_id: &str, name: &str, joined_at: u64) -> Member {
-    Member { peer_id: peer_id.into(), name: name.into(), media: MediaState::default(), joined_at }
+    Member {
+        peer_id: peer_id.into(),
+        name: name.into(),
+        media: MediaState::default(),
+        joined_at,
+        presence: Presence::Present,
+    }
 }
 
 fn limits() -> RoomLimits {

@@ -6,20 +6,13 @@ use super::*;
 
 #[test]
 fn new_id_gets_attach_then_exactly_open() {
-    let mut hub = Sim::new(cfg());
+    let mut hub = Sim::new(global_cfg());
     let fx = hub.on_peerjs_open(1, "a", "tok-a", 0);
     assert_eq!(
         fx,
         vec![
             Effect::SetAlarm { at_ms: ALIVE },
-            Effect::Attach {
-                sid: 1,
-                attachment: Attachment {
-                    sid: 1,
-                    since: 0,
-                    role: Role::PeerJs { id: "a".into(), token: "tok-a".into() }
-                }
-            },
+            Effect::Attach { sid: 1, attachment: att(1, 0, Role::PeerJs { id: "a".into(), token: "tok-a".into() }) },
             send(1, r#"{"type":"OPEN"}"#),
         ]
     );
@@ -32,7 +25,7 @@ fn new_id_gets_attach_then_exactly_open() {
 
 #[test]
 fn queued_frames_follow_open_in_fifo_order() {
-    let mut hub = Sim::new(cfg());
+    let mut hub = Sim::new(global_cfg());
     peer(&mut hub, 1, "b", 0);
     // Sent raw, with the client's own key order: the payload must be relayed byte for byte.
     hub.on_text(
@@ -64,10 +57,10 @@ fn queued_frames_follow_open_in_fifo_order() {
 
 #[test]
 fn id_held_with_another_token_is_taken_and_holder_unaffected() {
-    let mut hub = Sim::new(cfg());
+    let mut hub = Sim::new(global_cfg());
     peer(&mut hub, 1, "a", 0);
     peer(&mut hub, 2, "b", 0);
-    let refused = hub.hub.on_peerjs_open(3, "a", "other", 10);
+    let refused = hub.hub.on_peerjs_open(3, "a", "other", "", 10);
     let frame = r#"{"type":"ID-TAKEN","payload":{"msg":"ID is taken"}}"#.to_string();
     assert_eq!(refused, Admission::Refused { frame });
     // The refused socket owns nothing: its frames and its close change nothing.
@@ -83,23 +76,16 @@ fn id_held_with_another_token_is_taken_and_holder_unaffected() {
 
 #[test]
 fn same_token_reattach_gets_open_and_closes_old_socket() {
-    let mut hub = Sim::new(cfg());
+    let mut hub = Sim::new(global_cfg());
     peer(&mut hub, 1, "a", 0);
     peer(&mut hub, 2, "b", 0);
     let fx = hub.on_peerjs_open(3, "a", "tok-a", 100);
     assert_eq!(
         fx,
         vec![
-            Effect::Attach { sid: 1, attachment: Attachment { sid: 1, since: 0, role: Role::Retired } },
+            Effect::Attach { sid: 1, attachment: att(1, 0, Role::Retired) },
             Effect::Close { sid: 1, code: close::REPLACED, reason: "replaced by a new connection" },
-            Effect::Attach {
-                sid: 3,
-                attachment: Attachment {
-                    sid: 3,
-                    since: 100,
-                    role: Role::PeerJs { id: "a".into(), token: "tok-a".into() }
-                }
-            },
+            Effect::Attach { sid: 3, attachment: att(3, 100, Role::PeerJs { id: "a".into(), token: "tok-a".into() }) },
             send(3, r#"{"type":"OPEN"}"#),
         ]
     );
@@ -118,7 +104,7 @@ fn same_token_reattach_gets_open_and_closes_old_socket() {
 
 #[test]
 fn reattach_keeps_the_room_seat() {
-    let mut hub = Sim::new(cfg());
+    let mut hub = Sim::new(global_cfg());
     member_in(&mut hub, 1, 101, "a", "Ada", 0);
     member_in(&mut hub, 2, 102, "b", "Bob", 0);
     let fx = hub.on_peerjs_open(3, "a", "tok-a", 10);
@@ -134,7 +120,7 @@ fn reattach_keeps_the_room_seat() {
 fn queue_for_an_id_is_replayed_on_the_connection_that_registers_it() {
     // A queue only exists while its id is unregistered; the connection that (re)registers the id
     // after a close gets it, whether it is a new token or the same one.
-    let mut hub = Sim::new(cfg());
+    let mut hub = Sim::new(global_cfg());
     peer(&mut hub, 1, "a", 0);
     peer(&mut hub, 2, "b", 0);
     hub.on_close(1);
@@ -145,11 +131,11 @@ fn queue_for_an_id_is_replayed_on_the_connection_that_registers_it() {
 
 #[test]
 fn registry_limit_refuses_new_ids_but_not_reattach() {
-    let mut hub = Sim::new(Config { peerjs_limit: 2, ..cfg() });
+    let mut hub = Sim::new(Config { peerjs_limit: 2, ..global_cfg() });
     peer(&mut hub, 1, "a", 0);
     peer(&mut hub, 2, "b", 0);
     let frame = r#"{"type":"ERROR","payload":{"msg":"Server has reached its concurrent user limit"}}"#.to_string();
-    assert_eq!(hub.hub.on_peerjs_open(3, "c", "tok-c", 1), Admission::Refused { frame });
+    assert_eq!(hub.hub.on_peerjs_open(3, "c", "tok-c", "", 1), Admission::Refused { frame });
     assert_eq!(hub.stats().registered, 2);
     // Re-attach at the limit is allowed: it does not add an id.
     let fx = hub.on_peerjs_open(4, "a", "tok-a", 2);

@@ -5,7 +5,7 @@ use super::*;
 
 #[test]
 fn relays_every_relayed_type_with_src_from_the_registry() {
-    let mut hub = Sim::new(cfg());
+    let mut hub = Sim::new(global_cfg());
     peer(&mut hub, 1, "a", 0);
     peer(&mut hub, 2, "b", 0);
     for kind in ["OFFER", "ANSWER", "CANDIDATE", "LEAVE", "EXPIRE"] {
@@ -22,7 +22,7 @@ fn relays_every_relayed_type_with_src_from_the_registry() {
 
 #[test]
 fn payload_omitted_when_absent_and_self_relay_works() {
-    let mut hub = Sim::new(cfg());
+    let mut hub = Sim::new(global_cfg());
     peer(&mut hub, 1, "a", 0);
     peer(&mut hub, 2, "b", 0);
     let fx = hub.on_text(1, r#"{"type":"LEAVE","dst":"b"}"#, 1);
@@ -37,7 +37,7 @@ fn payload_omitted_when_absent_and_self_relay_works() {
 
 #[test]
 fn ignored_frames_send_nothing_and_keep_the_socket() {
-    let mut hub = Sim::new(cfg());
+    let mut hub = Sim::new(global_cfg());
     peer(&mut hub, 1, "a", 0);
     peer(&mut hub, 2, "b", 0);
     let junk = [
@@ -80,7 +80,7 @@ fn ignored_frames_send_nothing_and_keep_the_socket() {
 
 #[test]
 fn unknown_dst_is_queued_with_one_alarm_at_first_message_plus_expire() {
-    let mut hub = Sim::new(cfg());
+    let mut hub = Sim::new(global_cfg());
     peer(&mut hub, 1, "a", 0);
     assert_eq!(hub.on_text(1, &offer("ghost", 1), 100), vec![Effect::SetAlarm { at_ms: 100 + EXPIRE }]);
     assert_eq!(hub.on_text(1, &offer("ghost", 2), 200), vec![], "a second message starts no alarm");
@@ -111,7 +111,7 @@ fn unknown_dst_is_queued_with_one_alarm_at_first_message_plus_expire() {
 
 #[test]
 fn one_expire_per_distinct_sender_and_none_to_departed_senders() {
-    let mut hub = Sim::new(cfg());
+    let mut hub = Sim::new(global_cfg());
     peer(&mut hub, 1, "a", 0);
     peer(&mut hub, 2, "b", 0);
     peer(&mut hub, 3, "c", 0);
@@ -129,7 +129,7 @@ fn one_expire_per_distinct_sender_and_none_to_departed_senders() {
 
 #[test]
 fn expire_goes_to_the_senders_current_socket() {
-    let mut hub = Sim::new(cfg());
+    let mut hub = Sim::new(global_cfg());
     peer(&mut hub, 1, "a", 0);
     hub.on_text(1, &offer("ghost", 1), 10);
     hub.on_peerjs_open(2, "a", "tok-a", 20); // re-attach
@@ -139,7 +139,7 @@ fn expire_goes_to_the_senders_current_socket() {
 
 #[test]
 fn dst_registering_before_expiry_gets_frames_and_no_expire_follows() {
-    let mut hub = Sim::new(cfg());
+    let mut hub = Sim::new(global_cfg());
     peer(&mut hub, 1, "a", 0);
     hub.on_text(1, &offer("b", 1), 100);
     hub.on_text(1, &offer("b", 2), 150);

@@ -61,7 +61,8 @@ fn restore_rebuilds_registry_roster_chat_and_alarm() {
     // Registry: ids are held against other tokens, by the newest socket.
     assert_eq!(closes(&hub.on_peerjs_open(7, "a", "evil", 6_002)), vec![(7, close::NORMAL)]);
     assert_eq!(closes(&hub.on_peerjs_open(7, "d", "evil", 6_002)), vec![(7, close::NORMAL)]);
-    assert_eq!(pj_to(&hub.on_text(1, &offer("d", 3), 6_003), 5), vec![relayed_offer("a", "d", 3)]);
+    // "d" never joined: a member's OFFER to it is refused with EXPIRE, never relayed or queued.
+    assert_eq!(pj_to(&hub.on_text(1, &offer("d", 3), 6_003), 1), vec![expire_for("d", "a")]);
     // Retired sockets own nothing: their frames are ignored and "c" is free.
     assert_eq!(hub.on_text(3, &offer("a", 4), 6_004), vec![]);
     assert_eq!(hub.on_text(4, &offer("a", 5), 6_004), vec![]);
@@ -90,9 +91,11 @@ fn restore_rebuilds_registry_roster_chat_and_alarm() {
     // The un-joined restored room socket is still un-joined; a restored member is already joined.
     assert_eq!(only_error(&hub.on_text(103, &chat_frame("x"), 6_010), 103), ErrorCode::NotJoined);
     assert_eq!(only_error(&hub.on_text(102, &join_frame("b", "tok-b", "B"), 6_011), 102), ErrorCode::AlreadyJoined);
-    // PeerJS close of a restored member still reaches its restored room socket.
+    // PeerJS close of a restored member makes it reconnecting, told to the others.
     let fx = hub.on_close(2);
-    assert_eq!(room_to(&fx, 102), vec![ServerFrame::Left { reason: LeaveReason::Disconnected }]);
+    let away = ServerFrame::PeerPresence { peer_id: "b".into(), presence: Presence::Reconnecting };
+    assert_eq!(room_to(&fx, 101), vec![away]);
+    assert_eq!(room_to(&fx, 102), vec![]);
     // Liveness continues from the restored heartbeat times: "d" (sid 5) has sent nothing since
     // its heartbeat at 5 000, every other socket has been active after 6 000.
     let fx = hub.on_alarm(5_000 + ALIVE, &[]);
@@ -103,7 +106,7 @@ fn restore_rebuilds_registry_roster_chat_and_alarm() {
 #[test]
 fn restore_first_event_alarm_and_duplicate_claims() {
     // Two attachments claiming one id (a socket the runtime had not yet closed): the newest wins.
-    let att = |sid: Sid, since: u64, role: Role| (Attachment { sid, since, role }, None);
+    let att = |sid: Sid, since: u64, role: Role| (att(sid, since, role), None);
     let pj = |id: &str, token: &str| Role::PeerJs { id: id.into(), token: token.into() };
     let m = |id: &str| Role::Room { member: Some(member(id, id, 0)) };
     let mut hub = Sim::restore(
@@ -130,16 +133,16 @@ fn restore_first_event_alarm_and_duplicate_claims() {
 
 #[test]
 fn restore_then_alarm_first() {
-    let att = Attachment { sid: 1, since: 0, role: Role::PeerJs { id: "a".into(), token: "t".into() } };
-    let mut hub = Sim::restore(cfg(), vec![(att, Some(ALIVE - 1))], vec![]);
+    let att = att(1, 0, Role::PeerJs { id: "a".into(), token: "t".into() });
+    let mut hub = Sim::restore(global_cfg(), vec![(att, Some(ALIVE - 1))], vec![]);
     // Woken by an early alarm: nothing dies, the alarm is re-armed at the heartbeat's deadline.
     assert_eq!(hub.on_alarm(ALIVE, &[]), vec![Effect::SetAlarm { at_ms: 2 * ALIVE - 1 }]);
 }
 
 #[test]
-fn member_whose_peerjs_socket_vanished_while_asleep_leaves_on_wake() {
+fn member_whose_peerjs_socket_vanished_while_asleep_is_reconnecting_on_wake() {
     // Two members; b's PeerJS socket closed while the object was evicted, so only its room
-    // socket's attachment survives. Nobody can call b: it must leave, and the room must hear it.
+    // socket's attachment survives. Its seat (in storage) holds: b is reconnecting, not gone.
     let mut hub = Sim::new(cfg());
     let mut shell = Shell::default();
     for (pj, room, id) in [(1, 101, "a"), (2, 102, "b")] {
@@ -148,16 +151,48 @@ fn member_whose_peerjs_socket_vanished_while_asleep_leaves_on_wake() {
         shell.apply(&hub.on_text(room, &join_frame(id, &tok(id), id), 0));
     }
     shell.gone(2);
+    let seats: Vec<SeatRecord> = hub.seats.values().cloned().collect();
+    assert_eq!(seats.len(), 2);
     let restored = shell.att.values().map(|a| (a.clone(), None)).collect();
-    let mut hub = Sim::restore(cfg(), restored, vec![]);
-    assert_eq!(hub.stats().members, 1);
+    let mut hub = Sim::restore_seats(cfg(), restored, vec![], seats, 10);
+    assert_eq!(hub.stats().members, 2);
+    assert_eq!(hub.stats().reconnecting, 1);
     let fx = hub.on_text(101, r#"{"type":"HEARTBEAT","n":1}"#, 10);
-    assert_eq!(room_to(&fx, 102), vec![ServerFrame::Left { reason: LeaveReason::Disconnected }]);
-    assert_eq!(
-        room_to(&fx, 101),
-        vec![ServerFrame::PeerLeft { peer_id: "b".into(), reason: LeaveReason::Disconnected }]
-    );
-    assert!(attaches(&fx).contains(&(102, Attachment { sid: 102, since: 0, role: Role::Room { member: None } })));
-    // Said once only.
-    assert!(room_to(&hub.on_text(101, r#"{"type":"HEARTBEAT","n":2}"#, 11), 101).is_empty());
+    let away = ServerFrame::PeerPresence { peer_id: "b".into(), presence: Presence::Reconnecting };
+    assert_eq!(room_to(&fx, 101), vec![away]);
+    assert_eq!(room_to(&fx, 102), vec![]);
+    // Its id is still b's: only b's token may register it, and that makes b present again.
+    assert_eq!(closes(&hub.on_peerjs_open(9, "b", "thief", 11)), vec![(9, close::NORMAL)]);
+    let fx = hub.on_peerjs_open(3, "b", "tok-b", 12);
+    let back = ServerFrame::PeerPresence { peer_id: "b".into(), presence: Presence::Present };
+    assert_eq!(room_to(&fx, 101), vec![back]);
+}
+
+#[test]
+fn a_restart_that_drops_every_socket_keeps_every_seat_for_the_grace_period() {
+    // A deploy or a crash: no socket survives, only storage. Each member comes back with its
+    // token and resumes; nobody is told anyone left.
+    let mut hub = Sim::new(cfg());
+    for (pj, room, id) in [(1, 101, "a"), (2, 102, "b"), (3, 103, "c")] {
+        member_in(&mut hub, pj, room, id, id, 0);
+    }
+    let seats: Vec<SeatRecord> = hub.seats.values().cloned().collect();
+    let mut hub = Sim::restore_seats(cfg(), vec![], vec![], seats, 1_000);
+    assert_eq!((hub.stats().members, hub.stats().reconnecting), (3, 3));
+    // a and b come back (PeerJS first, then the room socket, as the page does).
+    for (pj, room, id) in [(4, 104, "a"), (5, 105, "b")] {
+        peer(&mut hub, pj, id, 2_000);
+        hub.on_room_open(room, 2_000);
+        let fx = hub.on_text(room, &join_frame(id, &tok(id), id), 2_001);
+        assert!(matches!(&room_to(&fx, room)[0], ServerFrame::Welcome { resumed: true, .. }), "{fx:?}");
+        assert!(room_to(&fx, 104).iter().all(|f| !matches!(f, ServerFrame::PeerJoined { .. })));
+    }
+    assert_eq!(hub.stats().reconnecting, 1);
+    // c never comes back: its seat ends a grace period after the restart.
+    let beats: Vec<(Sid, u64)> = [4, 5, 104, 105].iter().map(|s| (*s, 1_000 + GRACE)).collect();
+    let fx = hub.on_alarm(1_000 + GRACE, &beats);
+    let gone = ServerFrame::PeerLeft { peer_id: "c".into(), reason: LeaveReason::Gone };
+    assert_eq!(room_to(&fx, 104), vec![gone.clone()]);
+    assert_eq!(room_to(&fx, 105), vec![gone]);
+    assert!(!hub.seats.contains_key("c"));
 }

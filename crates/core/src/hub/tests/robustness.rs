@@ -21,8 +21,10 @@ fn events_for_unknown_or_closed_sids_do_nothing() {
     hub.on_close(1);
     assert_eq!(hub.on_close(1), vec![]);
     assert_eq!(hub.on_text(1, &offer("a", 1), 5), vec![]);
+    // The closed member's seat waits out the grace period, then ends.
     let fx = hub.on_alarm(6, &[(1, 6), (101, 6), (12345, 6)]);
-    assert_eq!(fx, vec![]);
+    assert_eq!(fx, vec![Effect::SetAlarm { at_ms: 1 + GRACE }]);
+    assert_eq!(hub.on_alarm(1 + GRACE, &[]), vec![Effect::DropSeat("a".into())]);
     assert_eq!(hub.stats(), crate::hub::HubStats::default());
 }
 
