@@ -1,8 +1,10 @@
 // Membership is the room's roster, and a seat outlives its sockets: a page that never joined
 // cannot get a call answered; a person whose network blips (3 s, 10 s) keeps seat, tile and
 // calls (frames decode throughout, nobody is told they left, the RTCPeerConnections are the same
-// objects); a real Leave or a closed tab clears the tile within 2 s; a whole-server restart
-// (wrangler killed and started again on the same port and storage) is lived through the same way.
+// objects); a real Leave or a closed tab clears the tile within 2 s; a crashed tab (renderer
+// killed: no pagehide) is marked reconnecting, loses its tile when the call with it fails, and
+// its seat when the grace period ends; a whole-server restart (wrangler killed and started again
+// on the same port and storage) is lived through like a blip.
 // Figures are printed as `[figure] …` lines.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
@@ -221,6 +223,37 @@ describe("membership and seats that survive drops", { timeout: 420_000 }, () => 
     assert.ok(Math.max(...leaveMs) <= 2000 && closeMs <= 2000);
     await ann.ctx.close();
     await dee.ctx.close();
+  });
+
+  test("a crashed tab (no pagehide, no leave) is marked reconnecting, then removed within the grace period", async () => {
+    const room = "crash-" + stamp;
+    const ann = await person(server.url, room, "Ann");
+    const bob = await person(server.url, room, "Bob");
+    const bid = await selfPeerId(bob.page);
+    await waitForRemoteVideos(ann.page, 1);
+    const cdp = await bob.ctx.newCDPSession(bob.page);
+    const t0 = Date.now();
+    cdp.send("Page.crash").catch(() => {}); // the renderer dies: no pagehide, sockets and media just stop
+    await tileOf(ann, bid).getByTestId("tile-reconnecting").waitFor({ timeout: 5000 });
+    const markMs = Date.now() - t0;
+    // Whichever comes first: the call with Bob fails (its tile goes), or his seat expires (GRACE_MS, 20 s).
+    await tileOf(ann, bid).waitFor({ state: "detached", timeout: 25_000 });
+    const tileGoneMs = Date.now() - t0;
+    figure("crash-tile", { markMs, tileGoneMs, via: await ann.page.evaluate((id) => (window.__edgeMeet.roster.has(id) ? "call-failed" : "seat-gone"), bid) });
+    // The seat ends GRACE_MS (20 s) after the drop even if the room hibernated meanwhile.
+    await ann.page.waitForFunction((id) => !window.__edgeMeet.roster.has(id), bid, { timeout: 30_000 - (Date.now() - t0) }).catch(async (e) => {
+      console.log("crash: still seated", Date.now() - t0, await (await fetch(`${server.url}/room/${room}/stats`)).text(),
+        await ann.page.evaluate(() => JSON.stringify({ toasts: window.__toastLog, roster: [...window.__edgeMeet.roster.values()] })));
+      throw e;
+    });
+    const seatGoneMs = Date.now() - t0;
+    const toasts = await leftToasts(ann.page);
+    figure("crash-seat", { seatGoneMs, toast: JSON.stringify(toasts) });
+    assert.deepEqual(toasts, ["Bob lost connection."]);
+    assert.equal(await ann.page.locator('[data-testid="tile"]').count(), 0);
+    bob.errors.length = 0; // the crash itself is not a page error worth reporting
+    await ann.ctx.close();
+    await bob.ctx.close().catch(() => {});
   });
 
   test("a whole-server restart: the call decodes throughout and the seats resume", async () => {
