@@ -32,6 +32,33 @@ extern "C" {
 
     #[wasm_bindgen(method, catch, js_name = setAlarm)]
     pub fn set_alarm_at(this: &RawStorage, epoch_ms: f64) -> std::result::Result<js_sys::Promise, JsValue>;
+
+    /// A Rate Limiting binding (`[[ratelimits]]` in wrangler.toml): `limit({key})` resolves to
+    /// `{success}`. Declared here rather than through `worker::RateLimiter`, whose
+    /// serde-wasm-bindgen round trip would add to the bundle for two fields.
+    pub type RateLimit;
+
+    #[wasm_bindgen(method, catch)]
+    fn limit(this: &RateLimit, options: &JsValue) -> std::result::Result<js_sys::Promise, JsValue>;
+}
+
+/// Whether the Rate Limiting binding `binding` lets `key` through now. A deployment without the
+/// binding, and a binding that fails, let everything through: the limit protects the service,
+/// it must never be what takes it down.
+pub async fn rate_allows(env: &worker::Env, binding: &str, key: &str) -> bool {
+    let Ok(b) = js_sys::Reflect::get(env, &JsValue::from_str(binding)) else { return true };
+    if b.is_undefined() || b.is_null() {
+        return true;
+    }
+    let options = js_sys::Object::new();
+    if js_sys::Reflect::set(&options, &"key".into(), &JsValue::from_str(key)).is_err() {
+        return true;
+    }
+    let Ok(promise) = b.unchecked_ref::<RateLimit>().limit(&options) else { return true };
+    match worker::wasm_bindgen_futures::JsFuture::from(promise).await {
+        Ok(outcome) => js_sys::Reflect::get(&outcome, &"success".into()).ok().and_then(|s| s.as_bool()).unwrap_or(true),
+        Err(_) => true,
+    }
 }
 
 /// The state object as the raw bindings above see it.

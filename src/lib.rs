@@ -55,9 +55,13 @@ thread_local! {
 pub fn settings(env: &Env) -> Rc<Settings> {
     SETTINGS.with(|cell| {
         cell.get_or_init(|| {
-            Rc::new(Settings::from_lookup(|name| {
+            let settings = Settings::from_lookup(|name| {
                 env.var(name).map(|v| v.to_string()).or_else(|_| env.secret(name).map(|s| s.to_string())).ok()
-            }))
+            });
+            for line in &settings.clamped {
+                console_warn!("{line}");
+            }
+            Rc::new(settings)
         })
         .clone()
     })
@@ -109,10 +113,16 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
             if let Some(refusal) = refuse_upgrade(&req, &env)? {
                 return Ok(refusal);
             }
+            if let Some(refusal) = refuse_by_rate(&req, &env).await? {
+                return Ok(refusal);
+            }
             stub(&env, Target::Room(room), "")?.fetch_with_request(req).await
         }
         Route::PeerJsSocket { target } => {
             if let Some(refusal) = refuse_upgrade(&req, &env)? {
+                return Ok(refusal);
+            }
+            if let Some(refusal) = refuse_by_rate(&req, &env).await? {
                 return Ok(refusal);
             }
             let settings = settings(&env);
@@ -135,9 +145,17 @@ fn stub(env: &Env, target: Target<'_>, key: &str) -> Result<Stub> {
     }
 }
 
-/// `Some(response)` when a WebSocket upgrade must not proceed: not an upgrade (426), or a
-/// browser on a foreign origin (403).
+/// `Some(response)` when a WebSocket upgrade must not proceed: not a GET (405), not an upgrade
+/// (426), or a browser on a foreign origin (403). Checked here, before any Durable Object sees
+/// the request, so a refused upgrade registers nothing.
 fn refuse_upgrade(req: &Request, env: &Env) -> Result<Option<Response>> {
+    // RFC 6455 §4.1: the opening handshake is a GET. workerd answers any other method's
+    // WebSocket response with a 500, and only after the object had registered the PeerJS id.
+    if req.method() != Method::Get {
+        let mut refusal = text(405, "WebSocket upgrades use GET\n")?;
+        refusal.headers_mut().set("Allow", "GET")?;
+        return Ok(Some(refusal));
+    }
     let upgrade = req.headers().get("Upgrade")?.unwrap_or_default();
     if !upgrade.eq_ignore_ascii_case("websocket") {
         return Ok(Some(text(426, "Expected a WebSocket upgrade\n")?));
@@ -148,6 +166,17 @@ fn refuse_upgrade(req: &Request, env: &Env) -> Result<Option<Response>> {
         return Ok(Some(text(403, "WebSocket origin not allowed\n")?));
     }
     Ok(None)
+}
+
+/// `Some(429)` when this client address opened too many sockets lately, across every room and
+/// key: the platform's Rate Limiting binding `CONNECT_RATE` counts them per address at the edge
+/// location (a limit that spans rooms cannot live in any one room's object).
+async fn refuse_by_rate(req: &Request, env: &Env) -> Result<Option<Response>> {
+    let client = http::client_address(req);
+    if client.is_empty() || js::rate_allows(env, "CONNECT_RATE", &client).await {
+        return Ok(None);
+    }
+    Ok(Some(text(429, "Too many new connections from your address; try again in a minute\n")?))
 }
 
 /// The meeting page, one static file for every room. Its security headers (a strict CSP among

@@ -76,6 +76,26 @@ async fn error_frames_are_sent_after_accepting_the_upgrade_then_close() {
     ws.close().await;
 }
 
+/// Ids are held to the peerjs client's own rule (`validateId.ts`), so every id an unmodified
+/// client would connect with registers, and the order of peerjs-server's checks is kept: our id
+/// rule only speaks when peerjs-server would have accepted the query.
+#[tokio::test]
+async fn ids_the_peerjs_client_accepts_register_and_the_key_is_checked_first() {
+    let p = room_prefix(&uid("idrule"));
+    let r = server().get(&format!("{p}peerjs/id")).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let uuid = r.text();
+    let sixty_four = "x".repeat(64);
+    // As sent in the query: `%20` and `+` decode to the space the rule allows between runs.
+    for id in [uuid.as_str(), "bob%20x", "a_b-c+d", "A1-b2_C3", sixty_four.as_str()] {
+        peerjs_open(port(), &p, id, "t").await.close().await;
+    }
+    // A malformed id with a wrong key: peerjs-server's answer (the key), not ours.
+    expect_error_then_close(&format!("{p}peerjs?key=wrong&id=%3Cb%3E&token=t"), ERR_INVALID_KEY).await;
+    expect_error_then_close(&format!("{p}peerjs?key=peerjs&id=%3Cb%3E&token=t"), ERR_NO_PARAMS).await;
+    expect_error_then_close("/peerjs/peerjs?key=peerjs&id=a--b&token=t", ERR_NO_PARAMS).await;
+}
+
 #[tokio::test]
 async fn concurrent_user_limit_error() {
     // Global server, key k3: PEERJS_LIMIT ids, then peerjs-server's ERROR.

@@ -455,10 +455,24 @@ pub struct Ws {
 }
 
 pub async fn try_connect(port: u16, path: &str, origin: Option<&str>) -> Result<Ws, ConnectError> {
+    let headers: Vec<(&str, &str)> = origin.map(|o| ("Origin", o)).into_iter().collect();
+    try_connect_with(port, path, &headers).await
+}
+
+/// Opens a WebSocket as a client whose edge reports address `ip` (`CF-Connecting-IP`; wrangler
+/// dev keeps a client's own header, as Cloudflare's edge would set it).
+pub async fn try_connect_from(port: u16, path: &str, ip: &str) -> Result<Ws, ConnectError> {
+    try_connect_with(port, path, &[("CF-Connecting-IP", ip)]).await
+}
+
+pub async fn try_connect_with(port: u16, path: &str, headers: &[(&str, &str)]) -> Result<Ws, ConnectError> {
     let url = format!("ws://127.0.0.1:{port}{path}");
     let mut req = url.as_str().into_client_request().map_err(|e| ConnectError::Other(format!("{url}: {e}")))?;
-    if let Some(o) = origin {
-        req.headers_mut().insert("Origin", o.parse().expect("origin header value"));
+    for (name, value) in headers {
+        let name = tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|e| ConnectError::Other(format!("{name}: {e}")))?;
+        let value = value.parse().map_err(|e| ConnectError::Other(format!("{name}: {e}")))?;
+        req.headers_mut().insert(name, value);
     }
     match tokio::time::timeout(Duration::from_secs(15), tokio_tungstenite::connect_async(req)).await {
         Err(_) => Err(ConnectError::Other(format!("{url}: connect timed out"))),

@@ -9,8 +9,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use crate::limits::PEERJS_FIELD_MAX;
-
 /// Exact strings of peerjs-server (`src/enums.ts`); clients show them to users as-is.
 pub const MSG_NO_PARAMS: &str = "No id, token, or key supplied to websocket server";
 pub const MSG_INVALID_KEY: &str = "Invalid key provided";
@@ -181,8 +179,46 @@ pub fn expire_frame(unreachable: &str, sender: &str) -> String {
     Outgoing { kind: MsgType::Expire, src: unreachable, dst: sender, payload: None }.to_json()
 }
 
-/// The WebSocket query checks peerjs-server makes before looking at the registry, in its
-/// order. `Err` carries the ERROR frame to send before closing. `keys` are the accepted API keys.
+/// Longest PeerJS id accepted, in bytes. Ids from `GET …/id` are 36-character UUIDs and the
+/// meeting app's are shorter; 64 leaves room for hand-picked ids while keeping every frame that
+/// names one (`src`/`dst` of each relay, roster entries) small.
+pub const ID_MAX: usize = 64;
+/// Longest token accepted, in bytes. The peerjs client's own token is
+/// `Math.random().toString(36).slice(2)` (about 11 characters), the meeting app's 18.
+pub const TOKEN_MAX: usize = 64;
+
+/// The peerjs client's id rule (`lib/utils/validateId.ts`: `/^[A-Za-z0-9]+(?:[ _-][A-Za-z0-9]+)*$/`):
+/// ASCII letters and digits in runs joined by single spaces, `_` or `-`, none at either end.
+/// An unmodified client refuses to connect with any other id (its `invalid-id` error), so
+/// nothing else reaches us from a real peer; anything else (markup, NUL, newlines, RLO, quotes)
+/// is someone writing to the socket by hand, and would be echoed into every relayed frame and
+/// the room's roster.
+pub fn is_valid_id(id: &str) -> bool {
+    let b = id.as_bytes();
+    if b.len() > ID_MAX {
+        return false;
+    }
+    let mut prev_alnum = false;
+    for &c in b {
+        match c {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => prev_alnum = true,
+            b' ' | b'_' | b'-' if prev_alnum => prev_alnum = false,
+            _ => return false,
+        }
+    }
+    // Non-empty and not ending on a separator (an empty id is "not supplied", checked before).
+    prev_alnum
+}
+
+/// Tokens are compared, never shown, but are kept with the registration and sent back in `join`:
+/// 1–[`TOKEN_MAX`] bytes of printable ASCII (U+0020–U+007E), which every client's token is.
+pub fn is_valid_token(token: &str) -> bool {
+    !token.is_empty() && token.len() <= TOKEN_MAX && token.bytes().all(|c| (0x20..=0x7E).contains(&c))
+}
+
+/// The WebSocket query checks made before looking at the registry: first peerjs-server's, in
+/// its order, then ours on the id and token. `Err` carries the ERROR frame to send before
+/// closing. `keys` are the accepted API keys.
 pub fn check_params(key: Option<&str>, id: Option<&str>, token: Option<&str>, keys: &[String]) -> Result<(), String> {
     let present = |v: Option<&str>| v.is_some_and(|s| !s.is_empty());
     if !(present(key) && present(id) && present(token)) {
@@ -191,9 +227,12 @@ pub fn check_params(key: Option<&str>, id: Option<&str>, token: Option<&str>, ke
     if !keys.iter().any(|k| Some(k.as_str()) == key) {
         return Err(error_frame(MSG_INVALID_KEY));
     }
-    // Not a peerjs-server rule: ids and tokens live in socket attachments (2 KiB cap), so
-    // absurd lengths are refused with the same message a missing one gets.
-    if id.map_or(0, str::len) > PEERJS_FIELD_MAX || token.map_or(0, str::len) > PEERJS_FIELD_MAX {
+    // Not peerjs-server rules (it takes any string), so they come after every check it makes:
+    // a query it would refuse gets its answer. peerjs-server has no message for a malformed id;
+    // of its messages, "No id, token, or key supplied" is the true one (no usable id was
+    // supplied), whereas "ID is taken" would send a client off retrying other ids. The peerjs
+    // client reports either ERROR as `server-error` with the message.
+    if !id.is_some_and(is_valid_id) || !token.is_some_and(is_valid_token) {
         return Err(error_frame(MSG_NO_PARAMS));
     }
     Ok(())
@@ -217,8 +256,53 @@ mod tests {
         assert_eq!(check_params(Some("bad"), Some("a"), None, &keys()), Err(none.clone()));
         assert_eq!(check_params(Some("bad"), Some("a"), Some("t"), &keys()), Err(error_frame(MSG_INVALID_KEY)));
         assert_eq!(check_params(Some("peerjs"), Some("a"), Some("t"), &keys()), Ok(()));
-        let long = "x".repeat(PEERJS_FIELD_MAX + 1);
-        assert_eq!(check_params(Some("peerjs"), Some(&long), Some("t"), &keys()), Err(none));
+        let long = "x".repeat(ID_MAX + 1);
+        assert_eq!(check_params(Some("peerjs"), Some(&long), Some("t"), &keys()), Err(none.clone()));
+        // Our id rule comes after the key check: a bad key is reported as peerjs-server would.
+        assert_eq!(check_params(Some("bad"), Some("<b>"), Some("t"), &keys()), Err(error_frame(MSG_INVALID_KEY)));
+        assert_eq!(check_params(Some("peerjs"), Some("<b>"), Some("t"), &keys()), Err(none.clone()));
+        assert_eq!(check_params(Some("peerjs"), Some("a"), Some("t\n"), &keys()), Err(none));
+    }
+
+    #[test]
+    fn ids_follow_the_peerjs_client_rule() {
+        let uuid = "0b4d7a3e-5f1c-4c1e-9a7b-2f6d8e9c1a2b";
+        for id in ["a", "A1", "bob x", "a_b-c d", uuid, "speaker1", &"x".repeat(ID_MAX)] {
+            assert!(is_valid_id(id), "{id:?}");
+        }
+        let bad = [
+            "",
+            "-a",
+            "a-",
+            "a--b",
+            "a _b",
+            " a",
+            "a ",
+            "<b>x</b>",
+            "a\u{0}b",
+            "a\nb",
+            "a\u{202E}b",
+            "a\"b",
+            "a'b",
+            "é",
+            "a.b",
+            "a/b",
+            "a+b",
+        ];
+        for id in bad {
+            assert!(!is_valid_id(id), "{id:?}");
+        }
+        assert!(!is_valid_id(&"x".repeat(ID_MAX + 1)));
+    }
+
+    #[test]
+    fn tokens_are_bounded_printable_ascii() {
+        for t in ["t", "tok+plus", "a b", "~!@#$%^&*()", &"t".repeat(TOKEN_MAX)] {
+            assert!(is_valid_token(t), "{t:?}");
+        }
+        for t in ["", "a\nb", "a\u{0}b", "\u{7F}", "é", "a\u{202E}b", &"t".repeat(TOKEN_MAX + 1)] {
+            assert!(!is_valid_token(t), "{t:?}");
+        }
     }
 
     #[test]

@@ -54,6 +54,35 @@ pub const VARS: &[Var] = &[
     Var { name: "DEBUG_STATS", default: "false", what: "\"true\" exposes {prefix}stats counters (tests, benchmarks)" },
 ];
 
+/// The accepted range of each numeric var, inclusive. A value outside it is clamped to the nearest
+/// end (and reported in [`Settings::clamped`]): one mistyped var must not take a deployment down,
+/// and every deadline and counter computed from a var stays far from `u64` overflow (an
+/// `ALIVE_TIMEOUT_MS` near `u64::MAX` once wrapped and closed every socket at once).
+pub const RANGES: &[(&str, u64, u64)] = &[
+    // A full mesh of 50 is 1,225 calls; far past what browsers hold up (see ROOM_CAP's default).
+    ("ROOM_CAP", 1, 50),
+    // Each registration is a socket of the object; 0 would refuse everyone.
+    ("ROOM_PEERJS_LIMIT", 1, 1_000),
+    ("PEERJS_LIMIT", 1, 100_000),
+    // Below 1 s a socket dies between two frames of a live client; above 1 h a dead one lingers.
+    ("ALIVE_TIMEOUT_MS", 1_000, 3_600_000),
+    // Below 100 ms a peer loading the page could never receive its first OFFER; 10 min bounds
+    // how long a queue holds memory.
+    ("EXPIRE_TIMEOUT_MS", 100, 600_000),
+    // 0 = unlimited. A burst of 0 would refuse every frame (the bucket starts with `burst` tokens).
+    ("RATE_PER_SEC", 0, 10_000),
+    ("RATE_BURST", 1, 100_000),
+    ("PEERJS_RATE_PER_SEC", 0, 100_000),
+    ("PEERJS_RATE_BURST", 1, 100_000),
+    // 0 = a dropped socket ends the seat at once; above 5 min a crashed tab's tile lingers.
+    ("GRACE_MS", 0, 300_000),
+    // Below 1 s a page cannot open its sockets and join; 10 min bounds a lobby's sockets.
+    ("JOIN_WINDOW_MS", 1_000, 600_000),
+    // A person holds 2 sockets; below 2 nobody could join.
+    ("CLIENT_SOCKET_LIMIT", 2, 10_000),
+    ("PEERJS_CLIENT_LIMIT", 1, 100_000),
+];
+
 /// The default of a var in [`VARS`] (empty for a name that is not there).
 pub fn default_of(name: &str) -> &'static str {
     VARS.iter().find(|v| v.name == name).map_or("", |v| v.default)
@@ -71,6 +100,9 @@ pub struct Settings {
     pub debug_stats: bool,
     /// Cloudflare TURN key id and API token; both set means TURN credentials are minted.
     pub turn: Option<TurnKey>,
+    /// One line per var that was not used as given (out of [`RANGES`], or not a number), saying
+    /// what was used instead. The shell logs them once per isolate.
+    pub clamped: Vec<String>,
 }
 
 /// Where and with what a room mints TURN credentials.
@@ -93,32 +125,55 @@ impl Settings {
     }
 
     /// `get(name)` returns a var or secret, `None` when unset. Malformed numbers fall back to
-    /// the default rather than failing every request of the deployment.
+    /// the default and numbers outside [`RANGES`] are clamped, rather than failing every request
+    /// of the deployment; both are listed in [`Settings::clamped`].
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Settings {
         let raw = |name: &str| get(name).unwrap_or_else(|| default_of(name).to_owned());
+        let clamped = std::cell::RefCell::new(Vec::new());
         let num = |name: &str| -> u64 {
-            raw(name).trim().parse().unwrap_or_else(|_| default_of(name).parse().unwrap_or_default())
+            let (min, max) = RANGES.iter().find(|r| r.0 == name).map_or((0, u64::MAX), |r| (r.1, r.2));
+            let given = raw(name);
+            let text = given.trim();
+            let value = match text.parse::<u64>() {
+                Ok(v) => v,
+                // All digits yet unparsable: beyond u64, so above any range.
+                Err(_) if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => u64::MAX,
+                Err(_) => {
+                    let d = default_of(name).parse().unwrap_or(min).clamp(min, max);
+                    clamped.borrow_mut().push(format!("{name}={given:?} is not a whole number; using the default {d}"));
+                    return d;
+                }
+            };
+            let used = value.clamp(min, max);
+            if used != value {
+                let side = if value < min { "below" } else { "above" };
+                clamped.borrow_mut().push(format!("{name}={text} is {side} the range {min}..={max}; using {used}"));
+            }
+            used
         };
+        // Every value is within `RANGES`, far below `u32::MAX` and `usize::MAX` (32-bit wasm).
+        let small = |name: &str| -> u32 { u32::try_from(num(name)).unwrap_or(u32::MAX) };
+        let count = |name: &str| -> usize { usize::try_from(num(name)).unwrap_or(usize::MAX) };
         let list = |name: &str| -> Vec<String> {
             raw(name).split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect()
         };
-        let rate = |per: &str, burst: &str| Rate { per_sec: num(per) as u32, burst: num(burst) as u32 };
+        let rate = |per: &str, burst: &str| Rate { per_sec: small(per), burst: small(burst) };
         let room = Config {
-            room_cap: num("ROOM_CAP").max(1) as usize,
-            peerjs_limit: num("ROOM_PEERJS_LIMIT") as usize,
-            alive_timeout_ms: num("ALIVE_TIMEOUT_MS").max(1),
+            room_cap: count("ROOM_CAP"),
+            peerjs_limit: count("ROOM_PEERJS_LIMIT"),
+            alive_timeout_ms: num("ALIVE_TIMEOUT_MS"),
             expire_timeout_ms: num("EXPIRE_TIMEOUT_MS"),
             room_rate: rate("RATE_PER_SEC", "RATE_BURST"),
             peerjs_rate: rate("PEERJS_RATE_PER_SEC", "PEERJS_RATE_BURST"),
             ice_servers: parse_ice_servers(Some(&raw("ICE_SERVERS"))),
             grace_ms: num("GRACE_MS"),
-            join_window_ms: num("JOIN_WINDOW_MS").max(1),
-            client_limit: num("CLIENT_SOCKET_LIMIT").max(2) as usize,
+            join_window_ms: num("JOIN_WINDOW_MS"),
+            client_limit: count("CLIENT_SOCKET_LIMIT"),
             membership: true,
         };
         let global = Config {
-            peerjs_limit: num("PEERJS_LIMIT") as usize,
-            client_limit: num("PEERJS_CLIENT_LIMIT").max(1) as usize,
+            peerjs_limit: count("PEERJS_LIMIT"),
+            client_limit: count("PEERJS_CLIENT_LIMIT"),
             membership: false,
             ..room.clone()
         };
@@ -145,6 +200,7 @@ impl Settings {
             allowed_origins: list("ALLOWED_ORIGINS"),
             debug_stats: flag("DEBUG_STATS"),
             turn,
+            clamped: clamped.into_inner(),
         }
     }
 }
@@ -223,6 +279,16 @@ mod tests {
     }
 
     #[test]
+    fn protocol_md_documents_every_range() {
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/PROTOCOL.md"))
+            .expect("docs/PROTOCOL.md");
+        for (name, min, max) in RANGES {
+            let row = format!("| `{name}` | {min} | {max} |");
+            assert!(doc.contains(&row), "docs/PROTOCOL.md has no range row {row}");
+        }
+    }
+
+    #[test]
     fn every_default_parses() {
         for v in VARS {
             let same = settings(&[(v.name, v.default)]);
@@ -245,6 +311,7 @@ mod tests {
         ]);
         assert_eq!(s.room.room_cap, 3);
         assert_eq!(s.room.alive_timeout_ms, 60_000);
+        assert_eq!(s.clamped, vec!["ALIVE_TIMEOUT_MS=\"nope\" is not a whole number; using the default 60000"]);
         assert_eq!(s.peerjs_keys, vec!["a", "b"]);
         assert_eq!(s.allowed_origins, vec!["https://x.example"]);
         assert!(s.allow_discovery);
@@ -257,6 +324,51 @@ mod tests {
         // One of the two missing: no TURN.
         assert_eq!(settings(&[("TURN_KEY_ID", "k"), ("TURN_KEY_API_TOKEN", " ")]).turn, None);
         assert_eq!(settings(&[("PEERJS_KEYS", " , ")]).peerjs_keys, vec!["peerjs"]);
+    }
+
+    #[test]
+    fn numbers_are_clamped_to_their_range_and_reported() {
+        let max = u64::MAX.to_string();
+        let s = settings(&[
+            ("ALIVE_TIMEOUT_MS", &max),
+            ("EXPIRE_TIMEOUT_MS", "99999999999999999999999"),
+            ("ROOM_CAP", "0"),
+            ("RATE_BURST", "0"),
+            ("PEERJS_RATE_PER_SEC", "4294967301"),
+            ("PEERJS_LIMIT", "-3"),
+        ]);
+        assert_eq!(s.room.alive_timeout_ms, 3_600_000);
+        assert_eq!(s.room.expire_timeout_ms, 600_000);
+        assert_eq!(s.room.room_cap, 1);
+        assert_eq!(s.room.room_rate, Rate { per_sec: 10, burst: 1 });
+        // 2^32 + 5 used to be cast to 5 frames per second.
+        assert_eq!(s.room.peerjs_rate.per_sec, 100_000);
+        assert_eq!(s.global.peerjs_limit, 5000, "not a number: the default");
+        assert_eq!(s.global.alive_timeout_ms, 3_600_000, "the global server gets the same clamp");
+        assert_eq!(s.clamped.len(), 6, "{:#?}", s.clamped);
+        let max_line = "ALIVE_TIMEOUT_MS=18446744073709551615 is above the range 1000..=3600000; using 3600000";
+        assert!(s.clamped.iter().any(|l| l == max_line), "{:#?}", s.clamped);
+        assert!(s.clamped.iter().any(|l| l == "ROOM_CAP=0 is below the range 1..=50; using 1"), "{:#?}", s.clamped);
+        assert!(s.clamped.iter().any(|l| l.starts_with("PEERJS_LIMIT=\"-3\" is not a whole number")));
+        // In range: used as given, nothing reported.
+        let s = settings(&[("ALIVE_TIMEOUT_MS", "1000"), ("EXPIRE_TIMEOUT_MS", "600000"), ("RATE_PER_SEC", "0")]);
+        assert_eq!((s.room.alive_timeout_ms, s.room.expire_timeout_ms, s.room.room_rate.per_sec), (1000, 600_000, 0));
+        assert!(s.clamped.is_empty(), "{:?}", s.clamped);
+    }
+
+    #[test]
+    fn every_numeric_var_has_a_range_holding_its_default() {
+        for v in VARS.iter().filter(|v| v.default.parse::<u64>().is_ok()) {
+            let Some(&(_, min, max)) = RANGES.iter().find(|r| r.0 == v.name) else {
+                panic!("{} is numeric but has no entry in settings::RANGES", v.name)
+            };
+            let d: u64 = v.default.parse().unwrap_or_default();
+            assert!((min..=max).contains(&d), "{}: default {d} outside {min}..={max}", v.name);
+        }
+        for (name, ..) in RANGES {
+            assert!(VARS.iter().any(|v| v.name == *name), "RANGES names {name}, which VARS does not list");
+        }
+        assert!(Settings::defaults().clamped.is_empty());
     }
 
     #[test]

@@ -16,6 +16,7 @@ mod join;
 mod leave;
 mod limits;
 mod liveness;
+mod membership;
 mod registration;
 mod relay;
 mod restore;
