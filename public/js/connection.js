@@ -3,10 +3,12 @@
 // - the room socket (`/room/{room}/ws`), which puts that peer id in the roster.
 //
 // The identity is (peer id, token): the token is ours (PeerJS lets the app choose it), so after a
-// network drop the same id can be registered again (`peer.reconnect()`, or a new Peer with the same
-// id and token if the old one was destroyed) and the room socket re-joins with it; the server then
-// gives us our seat back and the others see us join again. Reconnecting retries with exponential
-// backoff (and at once when the browser comes back online) until it works or GIVE_UP_MS passes.
+// network drop the same id can be registered again (`peer.reconnect()`, which keeps the Peer and
+// with it every call) and the room socket re-joins with it. Within the server's grace period the
+// seat is still ours: the welcome says `resumed` and the others saw only `peer-presence`. After it
+// the seat is fresh and the others saw us leave. Reconnecting retries with backoff (and at once when
+// the browser comes back online) until it works or GIVE_UP_MS passes. A Peer is destroyed only on
+// leave (or when its id is lost): destroying it would close every call.
 /* global Peer */
 import { RoomSocket, roomSocketUrl } from "./room-socket.js";
 import { Emitter, log, randomId } from "./util.js";
@@ -14,7 +16,12 @@ import { Emitter, log, randomId } from "./util.js";
 const OPEN_TIMEOUT_MS = 8000;
 const JOIN_TIMEOUT_MS = 8000;
 const BACKOFF_FIRST_MS = 500;
+/** Backoff cap while our seat is probably still held (the server's GRACE_MS is 20 s by default). */
+const BACKOFF_GRACE_MAX_MS = 3000;
+const GRACE_GUESS_MS = 30_000;
 const BACKOFF_MAX_MS = 15_000;
+/** Join attempts for one click: the lobby's sockets may be closed under us (join window, 4002). */
+const JOIN_ATTEMPTS = 3;
 const GIVE_UP_MS = 120_000;
 
 /** Room-socket errors that answer a `join` (other errors concern later frames). */
@@ -34,7 +41,8 @@ export class JoinError extends Error {
  * Events:
  * - "peer" (Peer): a new Peer object exists (attach call handlers to it)
  * - "frame" (frame): a server frame other than the answer to our own join
- * - "welcome" (welcome, {rejoin}): we are in the roster (first join or after a reconnect)
+ * - "welcome" (welcome, {rejoin, resumed}): we are in the roster again after a reconnect
+ *   (`resumed`: the same seat, the others kept their calls with us)
  * - "status" ("connected" | "reconnecting")
  * - "fatal" (code, message): cannot continue (room-full after a reconnect, gave up, replaced…)
  * - "unavailable" (peerId): PeerJS could not deliver a call to that peer
@@ -76,7 +84,10 @@ export class Connection extends Emitter {
     };
   }
 
-  /** Connects both sockets ahead of the join click (it makes joining faster). Never throws. */
+  /**
+   * Connects both sockets ahead of the join click (it makes joining faster). Never throws. The
+   * server closes them (4002) if no join follows within its join window; join() reopens them.
+   */
   async prepare() {
     try {
       await this._ensurePeer();
@@ -90,10 +101,12 @@ export class Connection extends Emitter {
   async join(name, media) {
     this.joinInfo = { name, media };
     for (let attempt = 1; ; attempt++) {
+      const last = attempt >= JOIN_ATTEMPTS;
       try {
         await this._ensurePeer();
         await this._ensureSocket();
       } catch (e) {
+        if (!last) continue;
         throw new JoinError("network", "Could not reach the meeting server.");
       }
       try {
@@ -101,11 +114,15 @@ export class Connection extends Emitter {
         this.wantJoined = true;
         return welcome;
       } catch (e) {
-        // The room does not know our PeerJS socket (it died unnoticed): register again, once.
-        if (attempt === 1 && (e.code === "unknown-peer" || e.code === "bad-token")) {
+        if (last) throw e;
+        // The room does not know our PeerJS socket (the join window closed it, or it died
+        // unnoticed): register again.
+        if (e.code === "unknown-peer" || e.code === "bad-token") {
           try { this.peer?.disconnect(); } catch {}
           continue;
         }
+        // The room socket closed under the join (the join window ended just then): reopen it.
+        if (e.code === "network") continue;
         throw e;
       }
     }
@@ -187,7 +204,9 @@ export class Connection extends Emitter {
       if (this.peer !== peer) return;
       log("peer disconnected");
       for (const w of [...this._peerWaiters]) w.reject(new Error("peer disconnected"));
-      if (this.wantJoined) this._startReconnect("peerjs socket closed");
+      if (!this.wantJoined) return;
+      this.socket?.probe(); // the same outage may have cut the room socket without telling us
+      this._startReconnect("peerjs socket closed");
     });
     peer.on("close", () => {
       if (this.peer !== peer) return;
@@ -295,11 +314,13 @@ export class Connection extends Emitter {
       this.joined = false;
       if (f.reason === "leave") return;
       if (f.reason === "replaced") {
+        // Our own reconnect replaces seats only from sockets we have dropped already (their
+        // frames never get here), so on the current socket it is another window.
         this.wantJoined = false;
         this.emit("fatal", "replaced", "You joined this meeting from another window.");
         return;
       }
-      // disconnected / timeout: the server dropped our seat; take it back.
+      // "gone": our seat expired (we were away for the whole grace period): join again, fresh.
       if (this.wantJoined) this._startReconnect(`left: ${f.reason}`);
       return;
     }
@@ -311,7 +332,6 @@ export class Connection extends Emitter {
   async _startReconnect(why) {
     if (this.reconnecting || !this.wantJoined) return;
     this.reconnecting = true;
-    this.joined = false;
     log("reconnecting:", why);
     this.emit("status", "reconnecting");
     const started = Date.now();
@@ -323,11 +343,18 @@ export class Connection extends Emitter {
       try {
         await this._ensurePeer();
         await this._ensureSocket();
+        if (this.joined) {
+          // Only the PeerJS socket dropped: the room socket kept our seat and told us everything
+          // meanwhile, so there is nothing to join again.
+          this.reconnecting = false;
+          this.emit("status", "connected");
+          return;
+        }
         const welcome = await this._sendJoin();
         if (!this.wantJoined) return;
         this.reconnecting = false;
+        this.emit("welcome", welcome, { rejoin: true, resumed: welcome.resumed === true });
         this.emit("status", "connected");
-        this.emit("welcome", welcome, { rejoin: true });
         return;
       } catch (e) {
         log("reconnect attempt failed", e?.code || e?.message);
@@ -357,7 +384,10 @@ export class Connection extends Emitter {
         this.emit("fatal", "lost", "The connection to the meeting was lost.");
         return;
       }
-      const base = Math.min(BACKOFF_FIRST_MS * 2 ** (attempt - 1), BACKOFF_MAX_MS);
+      // Retry often while the seat is probably still held: coming back inside the grace period
+      // is what keeps the others from seeing us leave.
+      const cap = Date.now() - started < GRACE_GUESS_MS ? BACKOFF_GRACE_MAX_MS : BACKOFF_MAX_MS;
+      const base = Math.min(BACKOFF_FIRST_MS * 2 ** (attempt - 1), cap);
       await this._sleep(base * (0.75 + Math.random() * 0.5));
     }
   }

@@ -1,33 +1,42 @@
 // The call mesh: one PeerJS MediaConnection per remote peer, deduplicated by peer id.
 //
-// Rules (they make the mesh race-free without timers):
+// Rules:
 // - The joiner calls every peer in its `welcome.peers`; members only answer. So for each pair
 //   exactly one side calls, and it calls only after the other side is provably registered.
-// - Incoming calls wait until our own `welcome` has arrived (which also sets the ICE servers:
-//   PeerJS reads `peer.options.config` whenever it creates an RTCPeerConnection).
+// - We answer only members of our roster (`isMember`). The caller's offer comes on the PeerJS
+//   socket and the `peer-joined` that names it on the room socket: nothing orders the two, so a
+//   call from a stranger is held (HOLD_MS) for the roster to catch up, then refused. Incoming
+//   calls also wait until our own `welcome` has arrived (which also sets the ICE servers: PeerJS
+//   reads `peer.options.config` whenever it creates an RTCPeerConnection).
 // - A new call with a peer replaces the old one (a reconnecting peer calls again). If two calls
 //   cross in flight (both sides re-joined at once), the one placed by the larger peer id wins on
 //   both sides, so they never close each other's.
 // - A call is over when PeerJS closes it, when its RTCPeerConnection becomes "failed", or when
-//   the room says the peer left; the owner of the tile hears "ended".
+//   the room says the peer left; the owner of the tile hears "ended". Nothing here listens to the
+//   signalling sockets: media flows peer to peer, so a connected call outlives a dropped PeerJS
+//   or room socket (PeerJS's own `disconnect()` keeps its connections too).
 import { Emitter, log } from "./util.js";
 
 const pcs = (globalThis.__pcs ??= new Map()); // peerId → RTCPeerConnection, for tests and debugging
 /** A call that has not connected by then is given up (and placed again by its caller). */
 const CONNECT_TIMEOUT_MS = 20_000;
+/** How long a call from a peer not (yet) in our roster, or before our welcome, is held. */
+export const HOLD_MS = 5_000;
 
 /**
  * Events: "call" (peerId, outgoing) when a call is placed or answered, "stream" (peerId, MediaStream),
  * "state" (peerId, connectionState), "ended" (peerId, why).
  */
 export class Mesh extends Emitter {
-  constructor(media) {
+  /** isMember(peerId): is that peer in our roster (the room seats it)? */
+  constructor(media, { isMember }) {
     super();
     this.media = media;
+    this.isMember = isMember;
     this.peer = null;
     this.entries = new Map(); // peerId → entry
     this.ready = false;
-    this.pending = []; // incoming calls received before our welcome
+    this.held = new Map(); // peerId → {call, timer}: incoming calls we may not answer yet
     this._onCall = (call) => this._incoming(call);
   }
 
@@ -48,13 +57,16 @@ export class Mesh extends Emitter {
       };
     }
     this.ready = true;
-    const waiting = this.pending.splice(0);
-    for (const call of waiting) this._incoming(call);
+    this.admit();
   }
 
-  /** Not in the room any more (left, reconnecting): incoming calls wait again. */
-  setNotReady() {
-    this.ready = false;
+  /** The roster changed (or our welcome came): answer the held calls we now may. */
+  admit() {
+    for (const [peerId, h] of [...this.held]) {
+      if (!this.ready || !this.isMember(peerId)) continue;
+      this._release(peerId);
+      this._incoming(h.call);
+    }
   }
 
   has(peerId) {
@@ -78,15 +90,16 @@ export class Mesh extends Emitter {
     return true;
   }
 
-  /** Ends the call with `peerId` (the room said it left). Emits "ended". */
+  /** Ends the call with `peerId` (the room said it left), and refuses one held from it. Emits "ended". */
   hangup(peerId, why = "left") {
+    this._refuse(peerId, why);
     const entry = this.entries.get(peerId);
     if (entry) this._end(entry, why);
   }
 
   hangupAll(why = "left") {
     for (const entry of [...this.entries.values()]) this._end(entry, why);
-    for (const call of this.pending.splice(0)) call.close();
+    for (const peerId of [...this.held.keys()]) this._refuse(peerId, why);
   }
 
   /** Re-points every call's senders at the current local tracks (mute, camera, screen…). */
@@ -115,14 +128,8 @@ export class Mesh extends Emitter {
 
   _incoming(call) {
     const peerId = call.peer;
-    if (!this.ready) {
-      // Keep only the newest waiting call per peer.
-      this.pending = this.pending.filter((c) => {
-        if (c.peer !== peerId) return true;
-        c.close();
-        return false;
-      });
-      this.pending.push(call);
+    if (!this.ready || !this.isMember(peerId)) {
+      this._hold(call);
       return;
     }
     const old = this.entries.get(peerId);
@@ -181,6 +188,30 @@ export class Mesh extends Emitter {
       pc.removeEventListener("connectionstatechange", onState);
     };
     this.emit("call", peerId, outgoing);
+  }
+
+  /** Holds a call until admit() lets it in or HOLD_MS passes; only the newest per peer. */
+  _hold(call) {
+    const peerId = call.peer;
+    this._refuse(peerId, "replaced");
+    const timer = setTimeout(() => this._refuse(peerId, "not a member"), HOLD_MS);
+    this.held.set(peerId, { call, timer });
+  }
+
+  _release(peerId) {
+    const h = this.held.get(peerId);
+    if (!h) return null;
+    clearTimeout(h.timer);
+    this.held.delete(peerId);
+    return h.call;
+  }
+
+  /** Closes a held call unanswered: no RTCPeerConnection is made, the caller gets nothing. */
+  _refuse(peerId, why) {
+    const call = this._release(peerId);
+    if (!call) return;
+    log("refusing call from", peerId, why);
+    try { call.close(); } catch {}
   }
 
   /** Drops a replaced entry quietly (no "ended": the tile stays for the new call). */

@@ -23,12 +23,14 @@ class RoomApp {
     this.room = room;
     this.media = new LocalMedia();
     this.conn = new Connection(room);
-    this.mesh = new Mesh(this.media);
+    this.roster = new Map(); // peerId → Member (others only)
+    // Calls are answered only from the roster: the room seats who may call us.
+    this.mesh = new Mesh(this.media, { isMember: (id) => this.roster.has(id) });
     this.lobby = new Lobby(this.media);
     this.speaker = new SpeakerDetector((id) => this.grid?.setSpeaking(id));
     this.grid = null;
     this.self = null; // our Member, from welcome
-    this.roster = new Map(); // peerId → Member (others only)
+    this.lastWelcome = null; // {resumed, at}: for tests and debugging
     this.hand = false;
     this.phase = "lobby"; // lobby | joining | call | ended
     this.panel = null; // "chat" | "people" | null
@@ -171,7 +173,7 @@ class RoomApp {
     this.name = name;
     try {
       const welcome = await this.conn.join(name, () => this.joinMedia());
-      this.onWelcome(welcome, { rejoin: false });
+      this.onWelcome(welcome, { rejoin: false, resumed: false });
     } catch (e) {
       this.phase = "lobby";
       this.lobby.setBusy(false);
@@ -199,10 +201,17 @@ class RoomApp {
 
   // ----- entering the call, and re-entering after a reconnect ---------------------------
 
-  onWelcome(w, { rejoin }) {
+  /**
+   * `resumed`: the server kept our seat through a drop (welcome.resumed): the others saw only
+   * `peer-presence` and kept their calls with us, so we keep ours and place only the calls we
+   * owe and lack. Otherwise the seat is fresh (first join, or the grace period ended and the
+   * others saw `peer-left`): we are the newest member and call everyone.
+   */
+  onWelcome(w, { rejoin, resumed }) {
     if (this.phase === "ended") return;
     const first = this.phase !== "call";
     this.phase = "call";
+    this.lastWelcome = { resumed: !!resumed, at: Date.now() };
     this.self = w.self;
     this.limits = w.limits ?? null;
     this.chat.selfId = w.self.peerId;
@@ -214,14 +223,17 @@ class RoomApp {
     for (const id of [...this.roster.keys()]) {
       if (!peers.has(id)) this.removePeer(id, rejoin ? "left while you were away" : null);
     }
+    for (const id of [...this.mesh.entries.keys()]) if (!peers.has(id)) this.mesh.hangup(id, "left");
     this.roster = peers;
 
     // Calls first (they take longest): the joiner calls everyone already here (see mesh.js).
-    this.mesh.setReady(w.iceServers);
+    this.mesh.setReady(w.iceServers); // also answers calls held for the roster
     for (const p of peers.values()) {
-      this.retries.delete(p.peerId);
+      if (resumed) continue;
+      this.cancelRetry(p.peerId);
       this.mesh.call(p.peerId);
     }
+    if (resumed) this.reconcile();
     if (first) this.enterCallScreen();
     for (const id of this.mesh.entries.keys()) this.ensureTile(id);
     this.chat.add(w.chat ?? []);
@@ -252,7 +264,22 @@ class RoomApp {
     const m = this.roster.get(peerId);
     t.setName(m?.name ?? "…");
     t.setMedia(m?.media ?? { mic: true, camera: true });
+    t.setPresence(m?.presence);
     return t;
+  }
+
+  /**
+   * Places the calls we owe (weCall) and have no live call for, to members who are present: a
+   * call that failed while they or we were away. A reconnecting member cannot take an offer
+   * (its PeerJS socket is down); we call it when its `peer-presence present` comes.
+   */
+  reconcile() {
+    if (this.phase !== "call" || this.conn.reconnecting) return;
+    for (const m of this.roster.values()) {
+      if (m.presence === "reconnecting" || !this.weCall(m.peerId) || this.mesh.has(m.peerId)) continue;
+      this.cancelRetry(m.peerId);
+      this.mesh.call(m.peerId);
+    }
   }
 
   removePeer(peerId, reason) {
@@ -279,8 +306,11 @@ class RoomApp {
     this.grid?.remove(peerId);
     this.speaker.unwatch(peerId);
     if (why === "left" || this.phase !== "call" || this.conn.reconnecting) return;
-    // Still in the room: the side that placed the call places it again, with backoff.
-    if (!this.roster.has(peerId) || !this.weCall(peerId)) return;
+    // Still in the room: the side that placed the call places it again, with backoff. Not to a
+    // member whose sockets are away: if its tab crashed its tile is gone now (the call was the
+    // last sign of it) and `peer-left gone` follows; if it comes back, `present` brings the call.
+    const m = this.roster.get(peerId);
+    if (!m || m.presence === "reconnecting" || !this.weCall(peerId)) return;
     const r = this.retries.get(peerId) ?? { n: 0, timer: null };
     if (r.n >= 6) return;
     clearTimeout(r.timer);
@@ -310,9 +340,20 @@ class RoomApp {
         if (!p || p.peerId === this.self?.peerId) return;
         const known = this.roster.has(p.peerId);
         this.roster.set(p.peerId, p);
-        // They call us (we only answer); a re-join (reconnect) replaces the old call.
+        // They call us (we only answer); their call may already be waiting for this frame.
+        this.mesh.admit();
         if (this.grid?.get(p.peerId)) this.ensureTile(p.peerId);
         if (!known) toast(`${p.name} joined.`);
+        this.renderPeople();
+        break;
+      }
+      case "peer-presence": {
+        // Its sockets dropped without `leave` (or came back): it keeps its seat, we keep the call.
+        const m = this.roster.get(f.peerId);
+        if (!m) return;
+        m.presence = f.presence;
+        this.grid?.get(f.peerId)?.setPresence(f.presence);
+        if (f.presence === "present") this.reconcile();
         this.renderPeople();
         break;
       }
@@ -323,7 +364,8 @@ class RoomApp {
           this.grid?.remove(f.peerId);
           return;
         }
-        this.removePeer(f.peerId, f.reason === "timeout" ? "lost connection" : "left");
+        // "leave": the Leave button or a closed tab; "gone": away for the whole grace period.
+        this.removePeer(f.peerId, f.reason === "leave" ? "left" : "lost connection");
         this.renderPeople();
         break;
       }
@@ -358,9 +400,12 @@ class RoomApp {
     const reconnecting = s === "reconnecting";
     $("#reconnect-banner").hidden = !reconnecting;
     document.body.classList.toggle("reconnecting", reconnecting);
+    // Only signalling is down: every call stays up and the mesh stays ready, so a call that
+    // reaches us when our PeerJS socket is back is answered. Retries wait for the reconnect.
     if (reconnecting) {
-      this.mesh.setNotReady();
-      for (const id of this.retries.keys()) this.cancelRetry(id);
+      for (const id of [...this.retries.keys()]) this.cancelRetry(id);
+    } else {
+      this.reconcile();
     }
   }
 
@@ -481,13 +526,16 @@ class RoomApp {
     list.replaceChildren(
       ...rows.map((m) => {
         const flags = el("span", { className: "person-flags" });
+        if (m.presence === "reconnecting") {
+          flags.append(el("span", { className: "flag presence", text: "Reconnecting…", attrs: { "data-testid": "participant-reconnecting" } }));
+        }
         if (m.media?.hand) flags.append(el("span", { className: "flag hand", attrs: { title: "Hand raised" } }, icon("hand")));
         if (!m.media?.mic) flags.append(el("span", { className: "flag", attrs: { title: "Muted" } }, icon("mic-off")));
         if (!m.media?.camera) flags.append(el("span", { className: "flag", attrs: { title: "Camera off" } }, icon("videocam-off")));
         if (m.media?.screen) flags.append(el("span", { className: "flag", attrs: { title: "Sharing screen" } }, icon("screen")));
         return el(
           "li",
-          { className: "person", attrs: { "data-testid": "participant" }, dataset: { peerId: m.peerId } },
+          { className: "person" + (m.presence === "reconnecting" ? " reconnecting" : ""), attrs: { "data-testid": "participant" }, dataset: { peerId: m.peerId } },
           el("span", { className: "person-avatar " + hueClass(m.name), text: initials(m.name) }),
           el("span", { className: "person-name", text: m.name + (m.me ? " (You)" : "") }),
           flags,

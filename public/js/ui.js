@@ -49,11 +49,19 @@ export class Tile {
     this.micOff = el("span", { className: "badge-icon mic-off", attrs: { "data-testid": "tile-mic-off", title: "Muted" }, hidden: true }, icon("mic-off"));
     this.hand = el("span", { className: "tile-hand", attrs: { "data-testid": "tile-hand", title: "Hand raised" }, hidden: true }, icon("hand"), el("span", { text: "Hand raised" }));
     this.status = el("span", { className: "tile-status", hidden: true });
+    // Said in words (and dimmed video): the person's connection to the meeting dropped, their
+    // seat is kept and the call with them stays up until they come back or their seat expires.
+    this.presence = el(
+      "span",
+      { className: "tile-presence", attrs: { "data-testid": "tile-reconnecting", role: "status" }, hidden: true },
+      el("span", { className: "spinner", attrs: { "aria-hidden": "true" } }),
+      el("span", { text: "Reconnecting…" }),
+    );
     this.node = el(
       "div",
       { className: "tile" + (self ? " self" : ""), dataset: { peerId: id }, attrs: { "data-testid": self ? "self-tile" : "tile" } },
       this.avatar,
-      el("div", { className: "tile-top" }, this.hand, this.status),
+      el("div", { className: "tile-top" }, this.hand, this.presence, this.status),
       el("div", { className: "tile-bottom" }, this.micOff, this.name),
     );
     if (!self) {
@@ -104,6 +112,14 @@ export class Tile {
     this.node.dataset.camera = m.camera ? "on" : "off";
     this.node.dataset.screen = m.screen ? "on" : "off";
     this.node.dataset.hand = m.hand ? "up" : "down";
+  }
+
+  /** presence: "present" | "reconnecting" (a member's `presence`; absent means present). */
+  setPresence(presence) {
+    const away = presence === "reconnecting";
+    this.presence.hidden = !away;
+    this.node.classList.toggle("reconnecting", away);
+    this.node.dataset.presence = away ? "reconnecting" : "present";
   }
 
   setStatus(text) {

@@ -204,3 +204,87 @@ export function startProxy(targetPort) {
     });
   });
 }
+
+/**
+ * Init script: the page's camera asks for 320x180 at 15 fps, so a machine with two cores can run
+ * several people decoding each other for a minute without dropping behind.
+ */
+export function smallVideo() {
+  const md = navigator.mediaDevices;
+  const orig = md.getUserMedia.bind(md);
+  md.getUserMedia = (c = {}) => {
+    if (!c.video) return orig(c);
+    const v = typeof c.video === "object" ? c.video : {};
+    return orig({ ...c, video: { ...v, width: { ideal: 320 }, height: { ideal: 180 }, frameRate: { ideal: 15 } } });
+  };
+}
+
+/**
+ * Samples framesDecoded of every remote video on every page every `everyMs` until stop().
+ * `expect` maps a person's name to the peer ids it must be decoding all along; a stream that is
+ * missing, or whose count does not rise (or drops: a new RTCPeerConnection), is a window without
+ * progress. stop() returns {windows, minFrames, longestGapMs, maxWindowMs, stalls} where a
+ * window is one interval between two samples of one stream, and a gap is the time between two
+ * samples that showed progress.
+ */
+export function sampleFrames(people, expect, { everyMs = 500 } = {}) {
+  let running = true;
+  const windows = [];
+  const stalls = [];
+  const lastProgress = new Map(); // "name→peer" → time of the last sample that showed progress
+  let longestGapMs = 0;
+  let maxWindowMs = 0;
+  const loop = (async () => {
+    let prev = null;
+    while (running) {
+      const t = Date.now();
+      const snap = await Promise.all(people.map((p) => framesDecoded(p.page).catch(() => ({}))));
+      const t1 = Date.now();
+      if (prev) {
+        maxWindowMs = Math.max(maxWindowMs, t1 - prev.t);
+        people.forEach((p, i) => {
+          for (const id of expect[p.name]) {
+            const key = `${p.name}→${id}`;
+            const frames = (snap[i][id] ?? NaN) - (prev.snap[i][id] ?? NaN);
+            windows.push(frames);
+            if (frames > 0) {
+              longestGapMs = Math.max(longestGapMs, t1 - (lastProgress.get(key) ?? prev.t));
+              lastProgress.set(key, t1);
+            } else {
+              stalls.push({ key, at: new Date(t1).toISOString(), frames });
+            }
+          }
+        });
+      } else {
+        for (const p of people) for (const id of expect[p.name]) lastProgress.set(`${p.name}→${id}`, t1);
+      }
+      prev = { t: t1, snap };
+      await sleep(Math.max(0, everyMs - (Date.now() - t)));
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      const numeric = windows.map((w) => (Number.isNaN(w) ? -1 : w));
+      return { windows: windows.length, minFrames: Math.min(...numeric), longestGapMs, maxWindowMs, stalls };
+    },
+  };
+}
+
+/** Marks every RTCPeerConnection in the page's __pcs; pcTags() then tells whether they are the same objects. */
+export function tagPcs(page) {
+  return page.evaluate(() => {
+    for (const [id, pc] of window.__pcs) pc.__tag ??= `${id}:${Math.random().toString(36).slice(2)}`;
+    return [...window.__pcs.values()].map((pc) => pc.__tag).sort();
+  });
+}
+
+export function pcTags(page) {
+  return page.evaluate(() => [...window.__pcs.values()].map((pc) => pc.__tag ?? "new").sort());
+}
+
+/** Every toast the page has shown that says someone left or dropped out. */
+export function leftToasts(page) {
+  return page.evaluate(() => (window.__toastLog ?? []).filter((t) => / left\b|lost connection/.test(t)));
+}

@@ -1,6 +1,7 @@
 // The pages around a call, and the ways a call can go wrong: the landing page, the lobby, bad
-// links, a full room (ROOM_CAP=2), joining with camera and mic blocked, and a real network drop
-// (a TCP proxy in front of the server is cut) followed by an automatic reconnect.
+// links, a full room (ROOM_CAP=2), joining with camera and mic blocked, a real network drop
+// (a TCP proxy in front of the server is cut) lived through with the seat and the call kept, and
+// a lobby whose pre-connected sockets the server closed (join window) that still joins.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { startServer } from "../lib/server.mjs";
@@ -14,13 +15,16 @@ const DENY_MEDIA = () => {
   navigator.mediaDevices.getDisplayMedia = deny;
 };
 
-describe("lobby, limits and recovery (ROOM_CAP=2)", { timeout: 150_000 }, () => {
+// A short join window, so the lobby test sees the server close the pre-connected sockets.
+const JOIN_WINDOW_MS = 4000;
+
+describe("lobby, limits and recovery (ROOM_CAP=2)", { timeout: 180_000 }, () => {
   let server, browser;
   const opened = [];
   const stamp = Date.now().toString(36);
 
   before(async () => {
-    server = await startServer({ vars: { ROOM_CAP: "2" } });
+    server = await startServer({ vars: { ROOM_CAP: "2", JOIN_WINDOW_MS: String(JOIN_WINDOW_MS) } });
     browser = await launch();
   });
 
@@ -133,6 +137,24 @@ describe("lobby, limits and recovery (ROOM_CAP=2)", { timeout: 150_000 }, () => 
     await c.ctx.close();
   });
 
+  test("a lobby whose pre-connected sockets the server closed (join window) still joins", async () => {
+    const room = "window-" + stamp;
+    const a = await person(room, "Ann");
+    const l = await person(room, "Lou", { join: false });
+    // The lobby connected both sockets ahead of the click; the server closes them (4002).
+    await l.page.waitForFunction(() => {
+      const c = window.__edgeMeet.conn;
+      return c.peer?.disconnected && (!c.socket || c.socket.closed);
+    }, null, { timeout: JOIN_WINDOW_MS + 10_000 });
+    await join(l);
+    const lid = await selfPeerId(l.page);
+    await waitForRemoteVideos(a.page, 1);
+    await waitForRemoteVideos(l.page, 1);
+    assert.deepEqual(await remotePeerIds(a.page), [lid]);
+    await a.ctx.close();
+    await l.ctx.close();
+  });
+
   test("with camera and mic blocked, a person joins receive-only and appears as initials", async () => {
     const room = "recv-" + stamp;
     const a = await person(room, "Ann");
@@ -160,7 +182,7 @@ describe("lobby, limits and recovery (ROOM_CAP=2)", { timeout: 150_000 }, () => 
     await r.ctx.close();
   });
 
-  test("after a network drop a person reconnects with the same identity and video flows again", async () => {
+  test("through a network drop a person keeps seat, tile and call, and reconnects with the same identity", async () => {
     const room = "drop-" + stamp;
     const proxy = await startProxy(server.port);
     try {
@@ -170,30 +192,40 @@ describe("lobby, limits and recovery (ROOM_CAP=2)", { timeout: 150_000 }, () => 
       await waitForRemoteVideos(a.page, 1);
       await waitForRemoteVideos(b.page, 1);
       const bid = await selfPeerId(b.page);
+      const benTile = a.page.locator(`[data-testid="tile"][data-peer-id="${bid}"]`);
       await b.page.getByTestId("chat-toggle").click();
       await b.page.getByTestId("chat-input").fill("before the drop");
       await b.page.getByTestId("chat-input").press("Enter");
       await a.page.getByTestId("chat-toggle").click();
       await a.page.getByTestId("chat-message").first().waitFor();
+      // The calls are peer to peer: the drop must not replace them.
+      const mark = (page) => page.evaluate(() => { for (const pc of window.__pcs.values()) pc.__old = true; });
+      const same = (page) => page.evaluate(() => window.__pcs.size === 1 && [...window.__pcs.values()].every((pc) => pc.__old));
+      await mark(a.page);
+      await mark(b.page);
 
       proxy.cut();
       await b.page.getByTestId("reconnecting").waitFor({ timeout: 10_000 });
-      // The server saw Ben's sockets die: Ann's tile for him goes.
-      await a.page.locator(`[data-testid="tile"][data-peer-id="${bid}"]`).waitFor({ state: "detached", timeout: 10_000 });
+      // The server saw Ben's sockets die: Ann keeps his tile, marked as reconnecting.
+      await benTile.getByTestId("tile-reconnecting").waitFor({ timeout: 10_000 });
       await b.page.waitForTimeout(2500); // a few failed attempts while the network is down
       assert.ok(await b.page.getByTestId("reconnecting").isVisible(), "still reconnecting while cut");
+      assert.equal(await benTile.count(), 1, "Ann still shows Ben");
+      assert.ok((await frameDeltas(a.page))[bid] > 0, "Ann decodes Ben's video during the cut");
       await b.page.screenshot({ path: artifactPath("reconnecting.png") });
+      await a.page.screenshot({ path: artifactPath("peer-reconnecting.png") });
 
       proxy.restore();
       await b.page.getByTestId("reconnecting").waitFor({ state: "hidden", timeout: 20_000 });
+      await benTile.getByTestId("tile-reconnecting").waitFor({ state: "hidden", timeout: 10_000 });
       assert.equal(await selfPeerId(b.page), bid, "same peer id after the reconnect");
-      await waitForRemoteVideos(a.page, 1);
-      await waitForRemoteVideos(b.page, 1);
+      assert.equal(await b.page.evaluate(() => window.__edgeMeet.lastWelcome.resumed), true, "the seat was resumed");
+      assert.ok(await same(a.page) && await same(b.page), "the same RTCPeerConnection on both sides");
       assert.deepEqual(await remotePeerIds(a.page), [bid]);
       const da = await frameDeltas(a.page);
       const db = await frameDeltas(b.page);
-      assert.ok(da[bid] > 0, "Ann decodes Ben's video again");
-      assert.ok(Object.values(db)[0] > 0, "Ben decodes Ann's video again");
+      assert.ok(da[bid] > 0, "Ann decodes Ben's video");
+      assert.ok(Object.values(db)[0] > 0, "Ben decodes Ann's video");
       // Chat works again and the history was not duplicated.
       await b.page.getByTestId("chat-input").fill("after the drop");
       await b.page.getByTestId("chat-input").press("Enter");
@@ -204,16 +236,18 @@ describe("lobby, limits and recovery (ROOM_CAP=2)", { timeout: 150_000 }, () => 
       const texts = await b.page.getByTestId("chat-text").allTextContents();
       assert.deepEqual(texts, ["before the drop", "after the drop"]);
 
-      // Only the room socket dies (PeerJS stays up): Ben re-joins and calls again.
-      await a.page.evaluate((bid) => { window.__pcs.get(bid).__old = true; }, bid);
+      // Only the room socket dies (PeerJS stays up): Ben re-joins into the same seat, no new call.
+      const welcomes = await b.page.evaluate(() => window.__edgeMeet.lastWelcome.at);
       await b.page.evaluate(() => window.__edgeMeet.conn.socket.ws.close());
-      await a.page.waitForFunction((bid) => window.__pcs.get(bid) && !window.__pcs.get(bid).__old, bid, { timeout: 10_000 });
-      await b.page.waitForFunction(() => window.__edgeMeet.conn.joined && !window.__edgeMeet.conn.reconnecting, null, { timeout: 10_000 });
+      await b.page.waitForFunction((t) => window.__edgeMeet.lastWelcome.at > t && window.__edgeMeet.conn.joined && !window.__edgeMeet.conn.reconnecting, welcomes, { timeout: 10_000 });
+      assert.equal(await b.page.evaluate(() => window.__edgeMeet.lastWelcome.resumed), true, "the seat was resumed");
       assert.equal(await selfPeerId(b.page), bid);
-      await waitForRemoteVideos(a.page, 1);
-      await waitForRemoteVideos(b.page, 1);
-      assert.ok((await frameDeltas(a.page))[bid] > 0, "Ann decodes Ben's video on the new call");
-      assert.ok(Object.values(await frameDeltas(b.page))[0] > 0, "Ben decodes Ann's video on the new call");
+      await benTile.getByTestId("tile-reconnecting").waitFor({ state: "hidden", timeout: 10_000 });
+      assert.ok(await same(a.page) && await same(b.page), "still the same RTCPeerConnection on both sides");
+      assert.ok((await frameDeltas(a.page))[bid] > 0, "Ann decodes Ben's video");
+      assert.ok(Object.values(await frameDeltas(b.page))[0] > 0, "Ben decodes Ann's video");
+      const churn = await a.page.evaluate(() => window.__toastLog.filter((t) => /Ben (left|joined|lost)/.test(t)));
+      assert.deepEqual(churn, ["Ben joined."], "Ann saw Ben join once and never leave");
     } finally {
       await proxy.close();
     }

@@ -1,6 +1,6 @@
 // A whole meeting in one room, step by step: three people with flowing video, chat (escaping,
 // names, unread badge), a late joiner on a phone-sized screen who gets everyone plus the chat
-// history, media indicators, screen share with replaceTrack, and leaving (button and crash).
+// history, media indicators, screen share with replaceTrack, and leaving (button, and closing the tab: pagehide sends `leave`).
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { startServer } from "../lib/server.mjs";
@@ -241,7 +241,7 @@ describe("a meeting", { timeout: 180_000 }, () => {
     }
   });
 
-  test("leaving (button) and crashing (context closed) remove the tile within 2 s", async () => {
+  test("leaving (button) and closing the tab (context closed: pagehide sends leave) remove the tile within 2 s", async () => {
     const { Ada, Grace, Linus, Margaret } = people;
     await Margaret.page.getByTestId("leave-button").click();
     const t0 = Date.now();

@@ -1,9 +1,10 @@
 // The call-mesh rules of public/js/mesh.js, without a browser: fake PeerJS calls and
 // RTCPeerConnections drive dedupe by peer id, crossed calls (glare), calls that arrive before our
-// welcome, failed connections, undeliverable offers, and window.__pcs bookkeeping.
+// welcome or before the roster names their caller (held, then answered or refused), calls kept
+// through a signalling drop, failed connections, undeliverable offers, and window.__pcs bookkeeping.
 import assert from "node:assert/strict";
 import { afterEach, beforeEach, describe, mock, test } from "node:test";
-import { Mesh } from "../../public/js/mesh.js";
+import { HOLD_MS, Mesh } from "../../public/js/mesh.js";
 
 class FakePC extends EventTarget {
   connectionState = "new";
@@ -63,15 +64,17 @@ const media = { outgoingStream: () => ({ fake: "stream" }), syncSenders: () => {
 
 const meshes = [];
 
-function setup(selfId) {
+/** A mesh whose roster is `members` (every peer the test names, unless given). */
+function setup(selfId, members = null) {
   globalThis.__pcs.clear();
-  const mesh = new Mesh(media);
+  const roster = new Set(members ?? []);
+  const mesh = new Mesh(media, { isMember: (id) => members === null || roster.has(id) });
   meshes.push(mesh);
   const peer = new FakePeer(selfId);
   mesh.attach(peer);
   const events = [];
   for (const t of ["call", "stream", "ended"]) mesh.on(t, (...a) => events.push([t, ...a]));
-  return { mesh, peer, events };
+  return { mesh, peer, events, roster };
 }
 
 describe("mesh rules", () => {
@@ -179,6 +182,74 @@ describe("mesh rules", () => {
     } finally {
       mock.timers.reset();
     }
+  });
+
+  test("a call from a peer not in the roster is held; the roster update lets it in", () => {
+    const { mesh, peer, events, roster } = setup("m", []);
+    mesh.setReady([]);
+    const c = peer.incoming("x"); // the offer beat the peer-joined that names x
+    assert.equal(c.answeredWith, null, "not answered while x is not a member");
+    assert.ok(!c.closed, "held, not refused");
+    assert.equal(globalThis.__pcs.size, 0, "no RTCPeerConnection for a stranger");
+    mesh.admit(); // a roster change that does not name x
+    assert.equal(c.answeredWith, null);
+    roster.add("x");
+    mesh.admit();
+    assert.ok(c.answeredWith, "answered once x is in the roster");
+    assert.deepEqual(events, [["call", "x", false]]);
+  });
+
+  test("a call held for the roster is refused after HOLD_MS; only the newest per peer is held", () => {
+    mock.timers.enable({ apis: ["setTimeout"] });
+    try {
+      const { mesh, peer, events, roster } = setup("m", []);
+      mesh.setReady([]);
+      const first = peer.incoming("eve");
+      const second = peer.incoming("eve");
+      assert.ok(first.closed && first.answeredWith === null, "an older held call from the same peer is dropped");
+      mock.timers.tick(HOLD_MS - 1);
+      assert.ok(!second.closed);
+      mock.timers.tick(1);
+      assert.ok(second.closed && second.answeredWith === null, "refused unanswered");
+      roster.add("eve");
+      mesh.admit();
+      assert.equal(second.answeredWith, null, "a refused call stays refused");
+      assert.deepEqual(events, [], "no call, no tile, nothing ended");
+      assert.equal(globalThis.__pcs.size, 0);
+      assert.equal(mesh.held.size, 0);
+    } finally {
+      mock.timers.reset();
+    }
+  });
+
+  test("the peer leaving refuses its held call at once", () => {
+    const { mesh, peer } = setup("m", []);
+    mesh.setReady([]);
+    const c = peer.incoming("x");
+    mesh.hangup("x", "left");
+    assert.ok(c.closed && c.answeredWith === null);
+    assert.equal(mesh.held.size, 0);
+  });
+
+  test("a signalling drop ends no call: a disconnected Peer keeps its calls, and new ones wait", () => {
+    const { mesh, peer, events } = setup("m");
+    mesh.setReady([]);
+    mesh.call("a");
+    const inc = peer.incoming("b");
+    peer.placed[0].peerConnection.set("connected");
+    inc.peerConnection.set("connected");
+    // What PeerJS does when its socket closes: disconnect() keeps the connections.
+    peer.disconnected = true;
+    peer.emit("disconnected", "m");
+    inc.peerConnection.set("disconnected"); // a wobble of the media path is not a failure either
+    assert.ok(mesh.has("a") && mesh.has("b"), "both calls kept");
+    assert.equal(globalThis.__pcs.size, 2);
+    assert.ok(!events.some(([t]) => t === "ended"));
+    assert.equal(mesh.call("c"), false, "no new call without a PeerJS socket");
+    // Back: the same calls, and calls work again.
+    peer.disconnected = false;
+    assert.equal(mesh.call("c"), true);
+    assert.equal(mesh.entries.size, 3);
   });
 
   test("unavailable() leaves a connected call alone", () => {
