@@ -261,22 +261,29 @@ async fn one_client_address_has_a_socket_budget_per_room() {
 
 #[tokio::test]
 async fn new_sockets_per_address_are_rate_limited_across_rooms() {
-    // CONNECT_RATE (wrangler.toml): 600 new sockets a minute per address, over every room.
+    // CONNECT_RATE (wrangler.toml): 600 new sockets a minute per address, over every room. The
+    // limiter counts in fixed one-minute windows, so a run that straddles a window boundary may
+    // see up to twice that before its first 429; never fewer than the limit.
     let ip = "192.0.2.99";
     let mut accepted = 0;
+    let mut refused = false;
     let t0 = Instant::now();
-    for i in 0..700 {
+    for i in 0..1300 {
         match try_connect_from(port(), &format!("/room/{}/ws", uid(&format!("rate{i}"))), ip).await {
             Ok(ws) => {
                 accepted += 1;
                 drop(ws);
             }
-            Err(ConnectError::Status(429, _)) => break,
+            Err(ConnectError::Status(429, _)) => {
+                refused = true;
+                break;
+            }
             Err(e) => panic!("{e:?}"),
         }
     }
     println!("CONNECT_RATE: {accepted} sockets from one address accepted before 429 ({:?})", t0.elapsed());
-    assert!((590..=610).contains(&accepted), "{accepted}");
+    assert!(refused, "no 429 after {accepted} sockets");
+    assert!((590..=1210).contains(&accepted), "{accepted}");
     // Another address is not affected.
     assert!(try_connect_from(port(), &format!("/room/{}/ws", uid("rate-other")), "192.0.2.100").await.is_ok());
 }

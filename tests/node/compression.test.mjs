@@ -2,13 +2,22 @@
 // real Worker under `wrangler dev`, and what compression a client is offered.
 //
 // wrangler.toml sets `no_web_socket_compression`, so the deployed Worker never negotiates
-// permessage-deflate. Under `wrangler dev` the client does not talk to our Worker's runtime
-// directly: wrangler's proxy worker (and, behind it, miniflare's entry worker) terminates the
-// client's WebSocket and negotiates permessage-deflate itself, whatever our flags say. So locally
-// a bomb is inflated by the runtime before our code sees it, which is the worst case: this file
-// measures that a burst of them neither stalls a bystander's chat beyond the runtime's own
-// inflate nor keeps a bombing socket open (the shell refuses a frame by its JS string length
-// before copying it into wasm; the third over-limit frame closes the socket with 1009).
+// permessage-deflate. Locally the client never talks to our Worker's own runtime: in front of it
+// sits miniflare's entry worker, which negotiates permessage-deflate itself whatever our flags
+// say, and under `wrangler dev` also wrangler's proxy worker (ProxyWorker, compatibility date
+// 2023-12-18, so compression on), which inflates the client's frames, then forwards them to
+// the entry worker over a socket that is compressed again: each bomb is inflated, deflated and
+// inflated once more before our code sees it. So locally a bomb is always inflated by the
+// runtime first, which is the worst case. This file measures that a burst of them does not keep
+// a bombing socket open (the shell refuses a frame by its JS string length before copying it
+// into wasm; the third over-limit frame closes the socket with 1009) and does not stall a
+// bystander's chat beyond the runtime's own inflate:
+// - on Miniflare directly (the bundle with wrangler.toml's date and flags, no wrangler proxy):
+//   one runtime inflate in front of our code, so the issue's bound is asserted there;
+// - under `wrangler dev` (tests/lib/server.mjs): the same burst, recorded; the stall there is
+//   mostly wrangler's proxy re-deflating the bombs (measured: ~3 s for 248 MiB on 2 busy
+//   cores, against ~0.6 s on Miniflare directly), work the deployed Worker never has, so only
+//   the closes and the bystander's chat continuing are asserted.
 //
 // The bombs are deflated once, up front, and written to the attackers' TCP sockets as raw
 // compressed frames (RSV1 set, masked): the burst arrives at wire speed and this process spends
@@ -16,10 +25,13 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import zlib from "node:zlib";
 import WebSocket from "ws";
-import { startServer } from "../lib/server.mjs";
+import { Miniflare } from "miniflare";
+import { startServer, ROOT } from "../lib/server.mjs";
 
 const MIB = 1024 * 1024;
 const BOMB_MIB = [8, 16, 24];     // inflated sizes, rotated over each socket's bombs
@@ -29,18 +41,18 @@ const BASELINE_SAMPLES = 15;
 const DURING_MIN_SAMPLES = 10;    // after the burst starts, and at least until every bomber closed
 const DURING_MAX_SAMPLES = 60;
 const SLACK_MS = 100;             // the issue's allowance beyond the runtime's own inflate
-const ROOM = `bombs${process.pid}`;
 const PERMESSAGE_DEFLATE = { threshold: 0, clientNoContextTakeover: true, serverNoContextTakeover: true };
 
-let server;
+let server;   // wrangler dev
+let direct;   // Miniflare, no wrangler proxy: {url, wsUrl, stop}
 const sockets = [];
 let n = 0;
 const uniq = (p) => `${p}${process.pid}x${++n}`;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** A socket whose text frames are parsed and kept, with a way to wait for one. */
-function open(path, opts = {}) {
-  const ws = new WebSocket(`${server.wsUrl}${path}`, opts);
+function open(target, path, opts = {}) {
+  const ws = new WebSocket(`${target.wsUrl}${path}`, opts);
   sockets.push(ws);
   ws.frames = [];
   ws.waiters = [];
@@ -74,16 +86,16 @@ function opened(ws, ms = 8000) {
 }
 
 /** A registered PeerJS id on the room's server (answered with OPEN). */
-async function peerjs(id, token, opts) {
-  const ws = open(`/room/${ROOM}/peerjs?key=peerjs&id=${id}&token=${token}&version=1.5.5`, opts);
+async function peerjs(target, room, id, token, opts) {
+  const ws = open(target, `/room/${room}/peerjs?key=peerjs&id=${id}&token=${token}&version=1.5.5`, opts);
   await opened(ws);
   await next(ws, "OPEN", (f) => f.type === "OPEN");
   return ws;
 }
 
 /** A room socket, joined as `id` when given. */
-async function roomSocket(opts, id, token, name) {
-  const ws = open(`/room/${ROOM}/ws`, opts);
+async function roomSocket(target, room, opts, id, token, name) {
+  const ws = open(target, `/room/${room}/ws`, opts);
   await opened(ws);
   if (id) {
     ws.send(JSON.stringify({ type: "join", peerId: id, token, name }));
@@ -134,41 +146,70 @@ async function roundTrip(ws, i) {
 const quantile = (xs, q) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor(q * s.length))]; };
 const r1 = (x) => Math.round(x * 10) / 10;
 
-async function stats() {
-  const res = await fetch(`${server.url}/room/${ROOM}/stats`);
+async function stats(target, room) {
+  const res = await fetch(`${target.url}/room/${room}/stats`);
   return res.json();
 }
 
+/** The bundle on Miniflare with wrangler.toml's date, flags and vars (as bench/miniflare-serve.mjs). */
+async function startDirect() {
+  const toml = readFileSync(join(ROOT, "wrangler.toml"), "utf8");
+  const compatibilityDate = /^compatibility_date\s*=\s*"([^"]+)"/m.exec(toml)[1];
+  const compatibilityFlags = JSON.parse(/^compatibility_flags\s*=\s*(\[[^\]]*\])/m.exec(toml)[1]);
+  const bindings = {};
+  const section = /^\[vars\]\s*$([\s\S]*?)(^\[|(?![\s\S]))/m.exec(toml)[1];
+  for (const m of section.matchAll(/^([A-Z_][A-Z0-9_]*)\s*=\s*"([^"]*)"/gm)) bindings[m[1]] = m[2];
+  Object.assign(bindings, { DEBUG_STATS: "true", ICE_SERVERS: "[]" });
+  const mf = new Miniflare({
+    scriptPath: join(ROOT, "build/index.js"),
+    modules: true,
+    modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"], fallthrough: true }],
+    compatibilityDate,
+    compatibilityFlags,
+    durableObjects: { ROOMS: { className: "Room", useSQLite: true }, PEERJS: { className: "PeerServer", useSQLite: true } },
+    bindings,
+    host: "127.0.0.1",
+    port: 0,
+  });
+  const url = String(await mf.ready).replace(/\/$/, "");
+  return { url, wsUrl: url.replace(/^http/, "ws"), stop: () => mf.dispose() };
+}
+
 before(async () => {
-  server = await startServer();
+  [server, direct] = await Promise.all([startServer(), startDirect()]);
 });
 
 after(async () => {
   for (const ws of sockets) { try { ws.terminate(); } catch {} }
-  await server?.stop();
+  await Promise.allSettled([server?.stop(), direct?.stop()]);
 });
 
-test("a burst of compressed bombs: every bomber closed, the bystander's chat barely delayed", { timeout: 60000 }, async (t) => {
+/**
+ * The burst on one server: a bystander measures chat round trips before and while four sockets
+ * offering permessage-deflate bomb the room. Returns the figures; asserts nothing itself.
+ */
+async function burst(t, target, label) {
+  const ROOM = `bombs${label}${process.pid}`;
   // The bystander: a seated member that never offers compression.
   const by = { id: uniq("by"), token: uniq("t") };
-  await peerjs(by.id, by.token);
-  const byRoom = await roomSocket({ perMessageDeflate: false }, by.id, by.token, "Bystander");
+  await peerjs(target, ROOM, by.id, by.token);
+  const byRoom = await roomSocket(target, ROOM, { perMessageDeflate: false }, by.id, by.token, "Bystander");
 
   // The attackers, all offering permessage-deflate: one seated member (its room socket and its
   // PeerJS socket) and two room sockets that never join.
   const at = { id: uniq("at"), token: uniq("t") };
-  const atPeer = await peerjs(at.id, at.token, { perMessageDeflate: PERMESSAGE_DEFLATE });
+  const atPeer = await peerjs(target, ROOM, at.id, at.token, { perMessageDeflate: PERMESSAGE_DEFLATE });
   const bombers = [
-    { name: "room-joined", ws: await roomSocket({ perMessageDeflate: PERMESSAGE_DEFLATE }, at.id, at.token, "Attacker"), kind: "chat" },
-    { name: "room-unjoined-1", ws: await roomSocket({ perMessageDeflate: PERMESSAGE_DEFLATE }), kind: "chat" },
-    { name: "room-unjoined-2", ws: await roomSocket({ perMessageDeflate: PERMESSAGE_DEFLATE }), kind: "chat" },
+    { name: "room-joined", ws: await roomSocket(target, ROOM, { perMessageDeflate: PERMESSAGE_DEFLATE }, at.id, at.token, "Attacker"), kind: "chat" },
+    { name: "room-unjoined-1", ws: await roomSocket(target, ROOM, { perMessageDeflate: PERMESSAGE_DEFLATE }), kind: "chat" },
+    { name: "room-unjoined-2", ws: await roomSocket(target, ROOM, { perMessageDeflate: PERMESSAGE_DEFLATE }), kind: "chat" },
     { name: "peerjs", ws: atPeer, kind: "offer" },
   ];
   const extensions = bombers.map((b) => b.ws.extensions);
   if (!extensions.every((e) => e.includes("permessage-deflate"))) {
     // What the deployed Worker does (no_web_socket_compression): no compression, no bomb.
     t.skip(`permessage-deflate not negotiated (${JSON.stringify(extensions)}): nothing to inflate`);
-    return;
+    return null;
   }
 
   // The bombs, built before anything is timed.
@@ -192,7 +233,7 @@ test("a burst of compressed bombs: every bomber closed, the bystander's chat bar
     before.push(await roundTrip(byRoom, `b${i}`));
     await sleep(Math.max(0, PACE_MS - (performance.now() - t0)));
   }
-  const messagesBefore = (await stats()).events.message;
+  const messagesBefore = (await stats(target, ROOM)).events.message;
 
   // The burst: every bomb written at once, while the bystander keeps its pace.
   const burstAt = performance.now();
@@ -207,7 +248,7 @@ test("a burst of compressed bombs: every bomber closed, the bystander's chat bar
     await sleep(Math.max(0, PACE_MS - (performance.now() - t0)));
   }
   const outcomes = await Promise.all(closes.map((c) => Promise.race([c, sleep(5000).then(() => null)])));
-  const messagesAfter = (await stats()).events.message;
+  const messagesAfter = (await stats(target, ROOM)).events.message;
 
   const closeCodes = bombers.map((b, i) => `${b.name}:${outcomes[i] ? outcomes[i].code : "open"}`);
   const detail = bombers.map((b, i) => ({
@@ -219,46 +260,61 @@ test("a burst of compressed bombs: every bomber closed, the bystander's chat bar
   const p50During = quantile(during, 0.5);
   const maxDuring = Math.max(...during);
   const budget = p50Before + inflateMsTotal + SLACK_MS;
-  console.log(`[figure] compression bombs=${plan.length} wireKiB=${r1(wireBytes / 1024)} inflatedMiB=${r1(inflatedBytes / MIB)} ` +
+  console.log(`[figure] compression server=${label} bombs=${plan.length} wireKiB=${r1(wireBytes / 1024)} inflatedMiB=${r1(inflatedBytes / MIB)} ` +
     `inflateMsEach=${JSON.stringify(inflateMsEach)} inflateMsTotal=${r1(inflateMsTotal)} ` +
     `bystander p50 before=${r1(p50Before)} p50 during=${r1(p50During)} max during=${r1(maxDuring)} budget=${r1(budget)} ` +
     `closeCodes=${closeCodes.join(",")}`);
-  console.log(`[detail] compression wireKiBEach=${JSON.stringify(wireKiBEach)} extensions=${JSON.stringify(extensions[0])} ` +
+  console.log(`[detail] compression server=${label} wireKiBEach=${JSON.stringify(wireKiBEach)} extensions=${JSON.stringify(extensions[0])} ` +
     `handlerMessages=${messagesAfter - messagesBefore - during.length} (bystander's ${during.length} excluded) ` +
     `sockets=${JSON.stringify(detail)} during=${JSON.stringify(during.map(Math.round))}`);
 
-  // Every bomber closed, by our Worker (1009, "frames over the size limit") or by the runtime.
+  // Every bomber closed, by our Worker (1009, "frames over the size limit"); a runtime that
+  // refused a message over its own limit would show here with its own code and reason.
   for (const [i, o] of outcomes.entries()) {
-    assert.ok(o, `${bombers[i].name} still open 5 s after the burst`);
-    assert.equal(o.code, 1009, `${bombers[i].name} closed with ${o.code} "${o.reason}"`);
+    assert.ok(o, `${label}: ${bombers[i].name} still open 5 s after the burst`);
+    assert.equal(o.code, 1009, `${label}: ${bombers[i].name} closed with ${o.code} "${o.reason}"`);
   }
-  // The bystander's chat kept working (every round trip above completed) and was barely delayed.
-  assert.ok(maxDuring <= budget,
-    `worst bystander round trip ${r1(maxDuring)} ms > p50 before ${r1(p50Before)} + inflate ${r1(inflateMsTotal)} + ${SLACK_MS} ms`);
-  assert.equal(await roundTrip(byRoom, "after").then(() => true), true);
+  // The bystander's chat kept working: every round trip above completed, and one more does.
+  await roundTrip(byRoom, "after");
+  return { maxDuring, p50Before, inflateMsTotal, budget };
+}
+
+test("compressed bombs on Miniflare (one runtime inflate in front): bombers closed, bystander delayed by at most the inflate + 100 ms", { timeout: 45000 }, async (t) => {
+  const r = await burst(t, direct, "miniflare");
+  if (!r) return;
+  assert.ok(r.maxDuring <= r.budget,
+    `worst bystander round trip ${r1(r.maxDuring)} ms > p50 before ${r1(r.p50Before)} + inflate ${r1(r.inflateMsTotal)} + ${SLACK_MS} ms`);
 });
 
-test("compression negotiation as a client sees it under wrangler dev", { timeout: 20000 }, async () => {
+test("compressed bombs under wrangler dev (its proxy re-deflates): bombers closed, bystander's chat keeps working", { timeout: 45000 }, async (t) => {
+  // No bound on the delay here: wrangler's proxy inflates each bomb, deflates it again toward
+  // the entry worker, which inflates it once more (see the top of the file). The figure line
+  // records the stall; the issue's bound is asserted on Miniflare above.
+  await burst(t, server, "wrangler-dev");
+});
+
+test("compression negotiation as a client sees it locally", { timeout: 20000 }, async () => {
   // The deployed Worker runs with `no_web_socket_compression`: a client offering
-  // permessage-deflate gets no Sec-WebSocket-Extensions back. That cannot be observed here:
-  // under `wrangler dev` the client's socket is terminated by wrangler's proxy worker (and behind
-  // it miniflare's entry worker), which negotiate compression themselves. So this records what
-  // the local proxy negotiates, and asserts only what holds everywhere: a client that offers
-  // nothing gets nothing, and the client's view matches the server's answer.
-  const id = uniq("neg");
+  // permessage-deflate would get no Sec-WebSocket-Extensions back. That cannot be observed here:
+  // locally the client's socket is terminated by miniflare's entry worker (and under `wrangler
+  // dev` first by wrangler's proxy worker), which negotiate compression themselves whatever our
+  // flags say. So this records what they negotiate, and asserts only what holds everywhere: a
+  // client that offers nothing gets nothing, and the client's view matches the server's answer.
   const token = uniq("t");
   const seen = {};
-  for (const [name, offer] of [["offered", { perMessageDeflate: true }], ["not-offered", { perMessageDeflate: false }]]) {
-    for (const [kind, path] of [["peerjs", `/room/${ROOM}n/peerjs?key=peerjs&id=${id}${name}&token=${token}&version=1.5.5`], ["room", `/room/${ROOM}n/ws`]]) {
-      const ws = open(path, offer);
-      let header;
-      ws.once("upgrade", (res) => { header = res.headers["sec-websocket-extensions"]; });
-      await opened(ws);
-      seen[`${kind} ${name}`] = header ?? "(none)";
-      if (name === "not-offered") assert.equal(header, undefined, `${kind}: extensions answered to a client that offered none`);
-      assert.equal(ws.extensions.includes("permessage-deflate"), /permessage-deflate/.test(header ?? ""));
-      ws.terminate();
+  for (const [label, target] of [["wrangler-dev", server], ["miniflare", direct]]) {
+    for (const [name, offer] of [["offered", { perMessageDeflate: true }], ["not-offered", { perMessageDeflate: false }]]) {
+      for (const [kind, path] of [["peerjs", `/room/neg${process.pid}/peerjs?key=peerjs&id=${uniq("neg")}&token=${token}&version=1.5.5`], ["room", `/room/neg${process.pid}/ws`]]) {
+        const ws = open(target, path, offer);
+        let header;
+        ws.once("upgrade", (res) => { header = res.headers["sec-websocket-extensions"]; });
+        await opened(ws);
+        seen[`${label} ${kind} ${name}`] = header ?? "(none)";
+        if (name === "not-offered") assert.equal(header, undefined, `${label} ${kind}: extensions answered to a client that offered none`);
+        assert.equal(ws.extensions.includes("permessage-deflate"), /permessage-deflate/.test(header ?? ""));
+        ws.terminate();
+      }
     }
   }
-  console.log(`[figure] compression negotiation (local proxy, not the deployed Worker) ${JSON.stringify(seen)}`);
+  console.log(`[figure] compression negotiation (local front workers, not the deployed Worker) ${JSON.stringify(seen)}`);
 });

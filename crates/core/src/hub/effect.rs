@@ -51,7 +51,7 @@ pub enum Effect {
 }
 
 /// A seat as storage keeps it: who sits there, and the token that may take it back.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SeatRecord {
     pub member: Member,
     pub token: String,
@@ -60,7 +60,6 @@ pub struct SeatRecord {
     /// Since when its member has been away (reconnecting): a restart that finds the seat without
     /// sockets continues that grace period rather than starting a new one, so a crashed tab's
     /// seat ends on time even when every wake-up is a fresh instance.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub away_since: Option<u64>,
 }
 

@@ -107,8 +107,6 @@ pub struct Hub {
     rescan_alarm: bool,
     /// Last [`Seat::order`] handed out.
     joins: u64,
-    /// Open sockets per client address, for [`Config::client_limit`].
-    clients: HashMap<String, usize>,
     /// Effects decided during a restore, sent ahead of the first event's own.
     pending: Effects,
 }
@@ -126,7 +124,6 @@ impl Hub {
             alarm_at: None,
             rescan_alarm: false,
             joins: 0,
-            clients: HashMap::new(),
             pending: Vec::new(),
         }
     }
@@ -142,23 +139,25 @@ impl Hub {
         // Older connections first, so if two sockets ever claim one id the newest wins.
         let mut sockets = sockets;
         sockets.sort_by_key(|(a, _)| a.since);
-        let mut seated: HashMap<String, (Sid, crate::protocol::Member)> = HashMap::new();
+        // (peer id, room socket, member) of every seat an attachment names; newest wins.
+        let mut seated: Vec<(String, Sid, crate::protocol::Member)> = Vec::new();
         for (att, heartbeat) in sockets {
             let last_seen = heartbeat.unwrap_or(0).max(att.since);
             let kind = match att.role {
                 Role::PeerJs { id, token } => hub.restore_registration(att.sid, id, token, att.since),
                 Role::Room { member: Some(member) } => {
                     let peer_id = member.peer_id.clone();
-                    if let Some((old, _)) = seated.insert(peer_id.clone(), (att.sid, member)) {
+                    if let Some(i) = seated.iter().position(|(id, _, _)| *id == peer_id) {
+                        let (_, old, _) = seated.swap_remove(i);
                         hub.retire_silently(old);
                     }
+                    seated.push((peer_id.clone(), att.sid, member));
                     SocketKind::Room { peer_id: Some(peer_id) }
                 }
                 Role::Room { member: None } => SocketKind::Room { peer_id: None },
                 Role::Retired => SocketKind::Retired,
             };
             let rate = hub.rate_for(&kind);
-            *hub.clients.entry(att.client.clone()).or_default() += 1;
             hub.sockets.insert(
                 att.sid,
                 Socket {
@@ -252,14 +251,15 @@ impl Hub {
         Admission::Accepted(self.finish(fx))
     }
 
-    /// Whether `client` already holds as many sockets as one client may.
+    /// Whether `client` already holds as many sockets as one client may. A scan rather than a
+    /// count kept per address: it runs once per new socket, over at most a few thousand.
     fn client_full(&self, client: &str) -> bool {
-        self.clients.get(client).copied().unwrap_or(0) >= self.config.client_limit
+        self.sockets.values().filter(|s| s.client == client).take(self.config.client_limit).count()
+            >= self.config.client_limit
     }
 
     fn add_socket(&mut self, sid: Sid, kind: SocketKind, client: &str, now: u64, fx: &mut Effects) {
         let rate = self.rate_for(&kind);
-        *self.clients.entry(client.to_owned()).or_default() += 1;
         let socket = Socket {
             kind,
             since: now,
@@ -274,16 +274,9 @@ impl Hub {
         self.schedule(now.saturating_add(self.config.alive_timeout_ms), fx);
     }
 
-    /// Forgets a socket (closed, timed out, replaced), keeping the per-client counts right.
+    /// Forgets a socket (closed, timed out, replaced).
     fn remove_socket(&mut self, sid: Sid) -> Option<Socket> {
-        let sock = self.sockets.remove(&sid)?;
-        if let Some(n) = self.clients.get_mut(&sock.client) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                self.clients.remove(&sock.client);
-            }
-        }
-        Some(sock)
+        self.sockets.remove(&sid)
     }
 
     /// In a room, `sid` now has no seat: it may stay only the join window.

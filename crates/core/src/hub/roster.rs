@@ -1,7 +1,6 @@
 //! The room half of the hub: the roster (who is in the meeting, under which PeerJS id), chat and
 //! media state, on room sockets.
 
-use std::collections::HashMap;
 use std::rc::Rc;
 
 use super::registry::Registration;
@@ -36,12 +35,11 @@ impl Hub {
     pub(super) fn restore_roster(
         &mut self,
         seats: Vec<SeatRecord>,
-        mut on_socket: HashMap<String, (Sid, Member)>,
+        mut on_socket: Vec<(String, Sid, Member)>,
         now: u64,
         fx: &mut Effects,
     ) {
-        let mut seats = seats;
-        seats.sort_by_key(|s| s.order);
+        // Each seat keeps its stored join order, so the order they are restored in is immaterial.
         for rec in seats {
             let peer_id = rec.member.peer_id.clone();
             match self.registry.get(&peer_id) {
@@ -56,8 +54,11 @@ impl Hub {
                     self.registry.insert(peer_id.clone(), reg);
                 }
             }
-            let (sid, member) = match on_socket.remove(&peer_id) {
-                Some((sid, member)) => (Some(sid), member),
+            let (sid, member) = match on_socket.iter().position(|(id, _, _)| *id == peer_id) {
+                Some(i) => {
+                    let (_, sid, member) = on_socket.swap_remove(i);
+                    (Some(sid), member)
+                }
                 None => (None, rec.member),
             };
             self.joins = self.joins.max(rec.order);
@@ -68,9 +69,7 @@ impl Hub {
         }
         // A room socket whose seat storage does not know (written by a build that kept none):
         // seated if its PeerJS id is registered, so its token is known.
-        let mut rest: Vec<(String, (Sid, Member))> = on_socket.into_iter().collect();
-        rest.sort_by_key(|(_, (sid, _))| *sid);
-        for (peer_id, (sid, member)) in rest {
+        for (peer_id, sid, member) in on_socket {
             match self.registry.get(&peer_id) {
                 Some(_) => {
                     self.joins += 1;
