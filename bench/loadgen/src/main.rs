@@ -494,8 +494,9 @@ fn summary(name: &str, v: &Value) -> String {
             format!("{} deliveries/s, p50 {} p99 {} ms", f("deliveries_s"), f("latency_p50_ms"), f("latency_p99_ms"))
         }
         "join" | "join1" => format!(
-            "{} opened, {} errors in {} s, {} KB/socket",
+            "{} opened ({} sockets), {} errors in {} s, {} KB/socket",
             f("opened"),
+            f("sockets_held"),
             f("errors"),
             f("time_s"),
             f("kb_per_socket")

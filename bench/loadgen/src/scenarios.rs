@@ -669,10 +669,10 @@ pub struct JoinParams {
     pub one_object: bool,
 }
 
-/// Join storm: `sockets` members into `rooms` rooms as fast as `concurrency` allows. A member
-/// is a person ([`net::open_person`]): on edge-meet rooms a PeerJS socket and a seated room
-/// socket, as the meeting page joins (an unseated id is closed after `JOIN_WINDOW_MS`, and a
-/// full storm on wrangler dev takes longer than that); elsewhere one socket.
+/// Join storm: `sockets` sockets into `rooms` rooms as fast as `concurrency` allows, opened as
+/// members ([`net::open_person`]): on edge-meet rooms a PeerJS socket and a seated room socket
+/// each, as the meeting page joins (an unseated id is closed after `JOIN_WINDOW_MS`, and a full
+/// storm on wrangler dev takes about that long); elsewhere one socket each.
 pub async fn join_storm(t: &Target, p: &JoinParams, pid: Option<u32>) -> Res<Value> {
     let tag = run_tag();
     let rss0 = pid.map(procfs::tree_rss_kb);
@@ -680,8 +680,15 @@ pub async fn join_storm(t: &Target, p: &JoinParams, pid: Option<u32>) -> Res<Val
     let rooms = if p.one_object { 1 } else { p.rooms.max(1) };
     let one = p.one_object;
     let tag2 = tag.clone();
+    // Sockets are the unit, as in "memory per socket": a seated member holds two, so half as
+    // many members go into the same rooms, the same total and the same sockets per room as on
+    // every other system. As many members as sockets would also not fit wrangler dev: its
+    // proxy's workerd holds about 5 descriptors per socket, and 4,000 sockets (2,000 seated
+    // members) ran it into the 20,000 open-file limit, which killed it mid-storm.
+    let sockets_each = if !one && t.seats(&format!("{tag}-j0")) { 2 } else { 1 };
+    let members = p.sockets.div_ceil(sockets_each);
     let t0 = now_us();
-    let opened = open_many(p.sockets, p.concurrency, move |i| {
+    let opened = open_many(members, p.concurrency, move |i| {
         let t = target.clone();
         let room = if one { String::new() } else { format!("{tag2}-j{}", i % rooms) };
         let id = format!("{tag2}j{i}");
@@ -723,6 +730,7 @@ pub async fn join_storm(t: &Target, p: &JoinParams, pid: Option<u32>) -> Res<Val
     let per_member = rss0.zip(rss1).filter(|_| ok > 0).map(|(a, b)| (b as f64 - a as f64) / ok as f64);
     Ok(json!({
         "sockets": p.sockets, "rooms": rooms, "one_object": one, "concurrency": p.concurrency,
+        "members": members, "sockets_per_member": sockets_each,
         "opened": ok, "sockets_held": sockets, "errors": errors, "first_error": first_error,
         "dropped_while_held": counters.dropped.load(Relaxed),
         "time_s": round(elapsed, 3),
@@ -756,10 +764,10 @@ struct Counted {
     fetches: f64,
 }
 
-async fn read_counts(t: &Target, rooms: &[String]) -> Res<(Counted, Vec<f64>)> {
+/// The counters of each room (workerd systems) or of the one server (Node systems).
+async fn read_counts(t: &Target, rooms: &[String]) -> Res<Vec<Counted>> {
     let port = t.port();
-    let mut c = Counted::default();
-    let mut fetch_per_room = Vec::new();
+    let mut out = Vec::new();
     let paths: Vec<String> = match t.flavour {
         Flavour::Edge | Flavour::Floor => rooms.iter().map(|r| t.stats_path(r)).collect(),
         _ => vec![t.stats_path("")],
@@ -768,13 +776,13 @@ async fn read_counts(t: &Target, rooms: &[String]) -> Res<(Counted, Vec<f64>)> {
         let v = net::get_json(port, &path).await?;
         let e = &v["events"];
         let g = |k: &str| e[k].as_f64().unwrap_or(0.0);
+        let mut c = Counted::default();
         match t.flavour {
             Flavour::Edge | Flavour::Floor => {
                 c.frames += g("message") + g("close") + g("error");
                 c.non_heartbeat += g("message") + g("close") + g("error");
                 c.alarms += g("alarm");
                 c.fetches += g("fetch");
-                fetch_per_room.push(g("fetch"));
             }
             Flavour::Peer => {
                 c.frames += g("message");
@@ -782,8 +790,29 @@ async fn read_counts(t: &Target, rooms: &[String]) -> Res<(Counted, Vec<f64>)> {
             }
             Flavour::Sio => c.frames += g("pong"),
         }
+        out.push(c);
     }
-    Ok((c, fetch_per_room))
+    Ok(out)
+}
+
+/// What the counters of one room (or server) rose by between two readings, and whether its
+/// instance was re-created in between. A workerd object whose fetch count did not go up by
+/// exactly our one stats read was evicted and re-created: its counters restarted from 0 after
+/// the first reading, so the second alone is what the new instance counted inside the window (a
+/// floor: what the old one counted after the first reading is lost). Subtracting the first
+/// reading would take away the seats' joins from before the window and go below zero.
+fn counted_between(t: &Target, before: &Counted, after: &Counted) -> (Counted, bool) {
+    let workerd = matches!(t.flavour, Flavour::Edge | Flavour::Floor);
+    if workerd && after.fetches != before.fetches + 1.0 {
+        return (*after, true);
+    }
+    let d = Counted {
+        frames: after.frames - before.frames,
+        non_heartbeat: after.non_heartbeat - before.non_heartbeat,
+        alarms: after.alarms - before.alarms,
+        fetches: after.fetches - before.fetches,
+    };
+    (d, false)
 }
 
 /// Idle: `peers` sockets heartbeating every `interval` for `window`. Server CPU time over the
@@ -825,7 +854,7 @@ pub async fn idle(t: &Target, p: &IdleParams, pid: Option<u32>) -> Res<Value> {
         return Err(format!("{errors} idle sockets failed to open"));
     }
     sleep(Duration::from_millis(500)).await;
-    let (before, fetch0) = read_counts(t, &rooms).await?;
+    let before = read_counts(t, &rooms).await?;
     let hb0 = counters.heartbeats.load(Relaxed) + counters.pongs.load(Relaxed);
     let seat_hb0 = counters.seat_heartbeats.load(Relaxed);
     let echo0 = counters.echoes.load(Relaxed);
@@ -835,10 +864,16 @@ pub async fn idle(t: &Target, p: &IdleParams, pid: Option<u32>) -> Res<Value> {
     let hb1 = counters.heartbeats.load(Relaxed) + counters.pongs.load(Relaxed);
     let seat_hb1 = counters.seat_heartbeats.load(Relaxed);
     let echo1 = counters.echoes.load(Relaxed);
-    let (after, fetch1) = read_counts(t, &rooms).await?;
-    // A workerd object whose fetch count did not go up by exactly our one stats read was
-    // evicted and re-created in between: its counters restarted and the difference is a floor.
-    let restarts = fetch0.iter().zip(&fetch1).filter(|(a, b)| **b != **a + 1.0).count();
+    let after = read_counts(t, &rooms).await?;
+    // Per room (see `counted_between`: an evicted and re-created object counts from 0).
+    let mut window = Counted::default();
+    let mut restarts = 0;
+    for (b, a) in before.iter().zip(&after) {
+        let (d, restarted) = counted_between(t, b, a);
+        window.frames += d.frames;
+        window.alarms += d.alarms;
+        restarts += restarted as usize;
+    }
     let control = control_check(t, &rooms[0], &tag).await;
     let _ = stop_tx.send(true);
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -847,7 +882,7 @@ pub async fn idle(t: &Target, p: &IdleParams, pid: Option<u32>) -> Res<Value> {
     }
     holders.abort_all();
     let heartbeats = hb1 - hb0;
-    let invocations = after.frames - before.frames;
+    let invocations = window.frames;
     let cpu_s = cpu0.zip(cpu1).map(|(a, b)| b - a);
     Ok(json!({
         "peers": p.peers, "rooms": rooms_n, "interval_s": p.interval.as_secs_f64(), "window_s": p.window.as_secs_f64(),
@@ -857,7 +892,7 @@ pub async fn idle(t: &Target, p: &IdleParams, pid: Option<u32>) -> Res<Value> {
         "echoes": echo1 - echo0,
         "handler_invocations": invocations,
         "invocations_per_heartbeat": if heartbeats > 0 { json!(round(invocations / heartbeats as f64, 4)) } else { Value::Null },
-        "alarms": after.alarms - before.alarms,
+        "alarms": window.alarms,
         "instance_restarts": restarts,
         "dropped": counters.dropped.load(Relaxed),
         "control": control,
@@ -879,12 +914,12 @@ async fn control_check(t: &Target, room: &str, tag: &str) -> Value {
     let run = async {
         let mut ws = net::open_peerjs(t, room, &format!("{tag}ctl"), &net::client_ip()).await?;
         sleep(Duration::from_millis(200)).await;
-        let (c0, _) = read_counts(t, &[room.to_owned()]).await?;
+        let c0 = read_counts(t, &[room.to_owned()]).await?[0];
         for _ in 0..5 {
             net::send_text(&mut ws, CONTROL.to_owned()).await?;
         }
         sleep(Duration::from_millis(500)).await;
-        let (c1, _) = read_counts(t, &[room.to_owned()]).await?;
+        let c1 = read_counts(t, &[room.to_owned()]).await?[0];
         net::close(ws).await;
         Ok::<_, String>(c1.non_heartbeat - c0.non_heartbeat)
     };
