@@ -10,6 +10,7 @@
 // the browser comes back online) until it works or GIVE_UP_MS passes. A Peer is destroyed only on
 // leave (or when its id is lost): destroying it would close every call.
 /* global Peer */
+import { CLIENT, CLOSE, ERROR, LEAVE_REASON, SERVER } from "./protocol.js";
 import { RoomSocket, roomSocketUrl } from "./room-socket.js";
 import { Emitter, log, randomId } from "./util.js";
 
@@ -26,8 +27,8 @@ const GIVE_UP_MS = 120_000;
 
 /** Room-socket errors that answer a `join` (other errors concern later frames). */
 const JOIN_ERRORS = new Set([
-  "room-full", "invalid-name", "unknown-peer", "bad-token", "already-joined", "bad-request",
-  "rate-limited", "bad-json", "unknown-type", "internal",
+  ERROR.ROOM_FULL, ERROR.INVALID_NAME, ERROR.UNKNOWN_PEER, ERROR.BAD_TOKEN, ERROR.ALREADY_JOINED,
+  ERROR.BAD_REQUEST, ERROR.RATE_LIMITED, ERROR.BAD_JSON, ERROR.UNKNOWN_TYPE, ERROR.INTERNAL,
 ]);
 
 export class JoinError extends Error {
@@ -117,7 +118,7 @@ export class Connection extends Emitter {
         if (last) throw e;
         // The room does not know our PeerJS socket (the join window closed it, or it died
         // unnoticed): register again.
-        if (e.code === "unknown-peer" || e.code === "bad-token") {
+        if (e.code === ERROR.UNKNOWN_PEER || e.code === ERROR.BAD_TOKEN) {
           try { this.peer?.disconnect(); } catch {}
           continue;
         }
@@ -139,9 +140,9 @@ export class Connection extends Emitter {
     this.wantJoined = false;
     this.reconnecting = false;
     this._wake?.();
-    if (this.socket?.isOpen && this.joined) this.socket.send({ type: "leave" });
+    if (this.socket?.isOpen && this.joined) this.socket.send({ type: CLIENT.LEAVE });
     this.joined = false;
-    this.socket?.close(1000, "left");
+    this.socket?.close(CLOSE.NORMAL, "left");
     this.socket = null;
     try { this.peer?.destroy(); } catch {}
   }
@@ -150,8 +151,7 @@ export class Connection extends Emitter {
   dropForTest() {
     const ws = this.peer?.socket?._socket;
     try { ws?.close(); } catch {}
-    const rs = this.socket;
-    if (rs) rs._end(4999, "test drop");
+    this.socket?.abort(4999, "test drop");
   }
 
   // ----- PeerJS --------------------------------------------------------------------------
@@ -288,7 +288,7 @@ export class Connection extends Emitter {
         reject: (e) => { clearTimeout(timer); this._joinWait = null; reject(e); },
       };
       const ok = this.socket.send({
-        type: "join",
+        type: CLIENT.JOIN,
         peerId: this.peerId,
         token: this.token,
         name,
@@ -300,20 +300,20 @@ export class Connection extends Emitter {
 
   _frame(f) {
     if (this._joinWait) {
-      if (f.type === "welcome") {
+      if (f.type === SERVER.WELCOME) {
         this.joined = true;
         this._joinWait.resolve(f);
         return;
       }
-      if (f.type === "error" && JOIN_ERRORS.has(f.code)) {
+      if (f.type === SERVER.ERROR && JOIN_ERRORS.has(f.code)) {
         this._joinWait.reject(new JoinError(f.code, f.message));
         return;
       }
     }
-    if (f.type === "left") {
+    if (f.type === SERVER.LEFT) {
       this.joined = false;
-      if (f.reason === "leave") return;
-      if (f.reason === "replaced") {
+      if (f.reason === LEAVE_REASON.LEAVE) return;
+      if (f.reason === LEAVE_REASON.REPLACED) {
         // Our own reconnect replaces seats only from sockets we have dropped already (their
         // frames never get here), so on the current socket it is another window.
         this.wantJoined = false;
@@ -359,17 +359,17 @@ export class Connection extends Emitter {
       } catch (e) {
         log("reconnect attempt failed", e?.code || e?.message);
         if (e instanceof JoinError) {
-          if (e.code === "room-full" || e.code === "invalid-name") {
+          if (e.code === ERROR.ROOM_FULL || e.code === ERROR.INVALID_NAME) {
             this.reconnecting = false;
             this.wantJoined = false;
             this.emit("fatal", e.code, e.message);
             return;
           }
-          if (e.code === "unknown-peer" || e.code === "bad-token") {
+          if (e.code === ERROR.UNKNOWN_PEER || e.code === ERROR.BAD_TOKEN) {
             // The room does not know our PeerJS socket: cycle it.
             try { this.peer?.disconnect(); } catch {}
           }
-          if (e.code === "already-joined" && !quickRetried) {
+          if (e.code === ERROR.ALREADY_JOINED && !quickRetried) {
             // The server still seats our old socket (it has not noticed it died): drop it and
             // join again from a new socket at once, which takes the seat over.
             this.socket?.close();

@@ -1,6 +1,7 @@
 // The lobby: camera preview, mic/camera toggles, device selection, display name.
 // The preview <video>, the two toggles and the device pickers are single elements that move into
 // the call screen on join, so each test id exists exactly once on the page.
+import { LIMITS } from "./protocol.js";
 import { $ } from "./ui.js";
 import { el, initials, hueClass } from "./util.js";
 
@@ -8,7 +9,7 @@ const NAME_KEY = "edge-meet:name";
 
 export function initialName() {
   const fromUrl = new URLSearchParams(location.search).get("name");
-  if (fromUrl && fromUrl.trim()) return fromUrl.trim().slice(0, 32);
+  if (fromUrl && fromUrl.trim()) return fromUrl.trim().slice(0, LIMITS.NAME_MAX_CHARS);
   try { return localStorage.getItem(NAME_KEY) || ""; } catch { return ""; }
 }
 

@@ -1,9 +1,9 @@
 // The room WebSocket (`/room/{room}/ws`): JSON frames in both directions, a heartbeat, and a
 // liveness check. One RoomSocket is one connection; reconnecting makes a new one.
+import { CLIENT, CLOSE, HEARTBEAT } from "./protocol.js";
 import { Emitter, log } from "./util.js";
 
-/** Exact bytes the server answers without waking the room (see protocol.rs). */
-const HEARTBEAT = '{"type":"HEARTBEAT"}';
+// HEARTBEAT: the exact bytes the server answers without waking the room (protocol.js).
 const HEARTBEAT_MS = 10_000;
 /** With no frame at all (not even a heartbeat echo) for this long the connection is dead. */
 const SILENCE_MS = 25_000;
@@ -90,11 +90,16 @@ export class RoomSocket extends Emitter {
   }
 
   /** Closes without emitting "close" (we meant it). */
-  close(code = 1000, reason = "bye") {
+  close(code = CLOSE.NORMAL, reason = "bye") {
     if (this.closed) return;
     this.closed = true;
     this._stop();
     try { this.ws?.close(code, reason); } catch {}
+  }
+
+  /** Ends the connection as a network failure would: "close" is emitted (used by dropForTest). */
+  abort(code, reason) {
+    this._end(code, reason);
   }
 
   _tick() {
@@ -115,7 +120,7 @@ export class RoomSocket extends Emitter {
     let frame;
     try { frame = JSON.parse(data); } catch { return; }
     if (!frame || typeof frame.type !== "string") return;
-    if (frame.type === "HEARTBEAT") {
+    if (frame.type === CLIENT.HEARTBEAT) {
       this.echoSeen = true;
       return;
     }

@@ -1,7 +1,7 @@
 // Small helpers shared by the pages. No DOM state lives here.
+import { ROOM_RE } from "./protocol.js";
 
-/** Room ids the server accepts (anything else gets HTTP 400). */
-export const ROOM_RE = /^[A-Za-z0-9_-]{1,64}$/;
+export { ROOM_RE }; // the room-id rule is a protocol word (protocol.js)
 
 /** base64url without padding. */
 export function base64url(bytes) {
