@@ -1,4 +1,6 @@
-// The call mesh: one PeerJS MediaConnection per remote peer, deduplicated by peer id.
+// The call mesh: one PeerJS MediaConnection per remote peer, deduplicated by peer id. It is the
+// first implementation of the media transport (transport.js); the mesh's own words are call and
+// hang up, the interface's connect and disconnect.
 //
 // Rules:
 // - The joiner calls every peer in its `welcome.peers`; members only answer. So for each pair
@@ -15,24 +17,24 @@
 //   the room says the peer left; the owner of the tile hears "ended". Nothing here listens to the
 //   signalling sockets: media flows peer to peer, so a connected call outlives a dropped PeerJS
 //   or room socket (PeerJS's own `disconnect()` keeps its connections too).
-import { Emitter, log } from "./util.js";
+import { Transport } from "./transport.js";
+import { log } from "./util.js";
 
-const pcs = (globalThis.__pcs ??= new Map()); // peerId → RTCPeerConnection, for tests and debugging
 /** A call that has not connected by then is given up (and placed again by its caller). */
 const CONNECT_TIMEOUT_MS = 20_000;
 /** How long a call from a peer not (yet) in our roster, or before our welcome, is held. */
 export const HOLD_MS = 5_000;
 
 /**
- * Events: "call" (peerId, outgoing) when a call is placed or answered, "stream" (peerId, MediaStream),
- * "state" (peerId, connectionState), "ended" (peerId, why).
+ * Events (transport.js): "call" (peerId, outgoing) when a call is placed or answered, "stream"
+ * (peerId, MediaStream), "state" (peerId, connectionState), "ended" (peerId, why).
  */
-export class Mesh extends Emitter {
+export class Mesh extends Transport {
   /** isMember(peerId): is that peer in our roster (the room seats it)? */
   constructor(media, { isMember }) {
-    super();
+    super({ isMember });
     this.media = media;
-    this.isMember = isMember;
+    this.pcs = new Map(); // peerId → RTCPeerConnection of the current call: read by stats and tests
     this.peer = null;
     this.entries = new Map(); // peerId → entry
     this.ready = false;
@@ -71,6 +73,32 @@ export class Mesh extends Emitter {
 
   has(peerId) {
     return this.entries.has(peerId);
+  }
+
+  remotes() {
+    return [...this.entries.keys()];
+  }
+
+  // The transport interface in the mesh's words: which side calls is the room's decision (the
+  // later joiner, see roster.js), so connect() is simply a call.
+  connect(peerId) {
+    return this.call(peerId);
+  }
+
+  disconnect(peerId, why = "left") {
+    this.hangup(peerId, why);
+  }
+
+  disconnectAll(why = "left") {
+    this.hangupAll(why);
+  }
+
+  publish() {
+    this.syncAll();
+  }
+
+  undeliverable(peerId) {
+    this.unavailable(peerId);
   }
 
   /** Calls `peerId`, replacing any call we have with it. */
@@ -170,7 +198,7 @@ export class Mesh extends Emitter {
       this._end(entry, "failed");
       return;
     }
-    pcs.set(peerId, pc);
+    this.pcs.set(peerId, pc);
     this.media.syncSenders(pc);
     const onState = () => {
       if (this.entries.get(peerId) !== entry) return;
@@ -217,7 +245,7 @@ export class Mesh extends Emitter {
   /** Drops a replaced entry quietly (no "ended": the tile stays for the new call). */
   _dispose(entry) {
     entry.offState?.();
-    if (pcs.get(entry.peerId) === entry.pc) pcs.delete(entry.peerId);
+    if (this.pcs.get(entry.peerId) === entry.pc) this.pcs.delete(entry.peerId);
     try { entry.call.close(); } catch {}
   }
 

@@ -1,9 +1,10 @@
 // The call-mesh rules of public/js/mesh.js, without a browser: fake PeerJS calls and
 // RTCPeerConnections drive dedupe by peer id, crossed calls (glare), calls that arrive before our
 // welcome or before the roster names their caller (held, then answered or refused), calls kept
-// through a signalling drop, failed connections, undeliverable offers, and window.__pcs bookkeeping.
+// through a signalling drop, failed connections, undeliverable offers, and the bookkeeping of
+// `mesh.pcs` (which the browser tests read stats from).
 import assert from "node:assert/strict";
-import { afterEach, beforeEach, describe, mock, test } from "node:test";
+import { afterEach, describe, mock, test } from "node:test";
 import { HOLD_MS, Mesh } from "../../public/js/mesh.js";
 
 class FakePC extends EventTarget {
@@ -66,7 +67,6 @@ const meshes = [];
 
 /** A mesh whose roster is `members` (every peer the test names, unless given). */
 function setup(selfId, members = null) {
-  globalThis.__pcs.clear();
   const roster = new Set(members ?? []);
   const mesh = new Mesh(media, { isMember: (id) => members === null || roster.has(id) });
   meshes.push(mesh);
@@ -78,7 +78,6 @@ function setup(selfId, members = null) {
 }
 
 describe("mesh rules", () => {
-  beforeEach(() => { globalThis.__pcs ??= new Map(); });
   // Ending every call also clears the connect timers, so the process exits at once.
   afterEach(() => { for (const m of meshes.splice(0)) m.hangupAll(); });
 
@@ -91,7 +90,7 @@ describe("mesh rules", () => {
     mesh.setReady(ice);
     assert.deepEqual(peer.options.config.iceServers, ice, "PeerJS will build PCs with the room's ICE servers");
     assert.ok(c.answeredWith, "answered after welcome");
-    assert.equal(globalThis.__pcs.get("x"), c.peerConnection);
+    assert.equal(mesh.pcs.get("x"), c.peerConnection);
     assert.deepEqual(events, [["call", "x", false]]);
   });
 
@@ -102,7 +101,7 @@ describe("mesh rules", () => {
     const second = peer.incoming("x");
     assert.ok(first.closed, "the old call was closed");
     assert.ok(!second.closed);
-    assert.equal(globalThis.__pcs.get("x"), second.peerConnection);
+    assert.equal(mesh.pcs.get("x"), second.peerConnection);
     assert.ok(!events.some(([t]) => t === "ended"), "no 'ended' for a replaced call");
     // Streams of the replaced call are ignored; the new one's are reported once.
     const s = { id: "s" };
@@ -128,7 +127,6 @@ describe("mesh rules", () => {
     assert.ok(atB.closed && atB.answeredWith === null, "b refuses a's crossing call");
     assert.ok(!bToA.closed, "b keeps its own call");
     // a receives b's call while its own is pending: a (smaller) answers and drops its own.
-    globalThis.__pcs.clear();
     const atA = A.peer.incoming("b");
     assert.ok(atA.answeredWith, "a answers b's call");
     assert.ok(aToB.closed, "a drops its own call");
@@ -162,7 +160,7 @@ describe("mesh rules", () => {
       [["ended", "p1", "failed"], ["ended", "p2", "closed"], ["ended", "p3", "unavailable"], ["ended", "p4", "left"]],
     );
     assert.ok(c4.closed);
-    assert.equal(globalThis.__pcs.size, 0, "__pcs forgets ended calls");
+    assert.equal(mesh.pcs.size, 0, "pcs forgets ended calls");
     assert.equal(mesh.entries.size, 0);
   });
 
@@ -190,7 +188,7 @@ describe("mesh rules", () => {
     const c = peer.incoming("x"); // the offer beat the peer-joined that names x
     assert.equal(c.answeredWith, null, "not answered while x is not a member");
     assert.ok(!c.closed, "held, not refused");
-    assert.equal(globalThis.__pcs.size, 0, "no RTCPeerConnection for a stranger");
+    assert.equal(mesh.pcs.size, 0, "no RTCPeerConnection for a stranger");
     mesh.admit(); // a roster change that does not name x
     assert.equal(c.answeredWith, null);
     roster.add("x");
@@ -215,7 +213,7 @@ describe("mesh rules", () => {
       mesh.admit();
       assert.equal(second.answeredWith, null, "a refused call stays refused");
       assert.deepEqual(events, [], "no call, no tile, nothing ended");
-      assert.equal(globalThis.__pcs.size, 0);
+      assert.equal(mesh.pcs.size, 0);
       assert.equal(mesh.held.size, 0);
     } finally {
       mock.timers.reset();
@@ -243,7 +241,7 @@ describe("mesh rules", () => {
     peer.emit("disconnected", "m");
     inc.peerConnection.set("disconnected"); // a wobble of the media path is not a failure either
     assert.ok(mesh.has("a") && mesh.has("b"), "both calls kept");
-    assert.equal(globalThis.__pcs.size, 2);
+    assert.equal(mesh.pcs.size, 2);
     assert.ok(!events.some(([t]) => t === "ended"));
     assert.equal(mesh.call("c"), false, "no new call without a PeerJS socket");
     // Back: the same calls, and calls work again.
