@@ -32,6 +32,11 @@ export class Chat {
     });
   }
 
+  /** Our own peer id: our messages are marked as ours and never counted as unread. */
+  setSelf(peerId) {
+    this.selfId = peerId;
+  }
+
   setLimit(max) {
     if (max > 0) this.input.maxLength = max;
   }

@@ -58,6 +58,10 @@ export class Lobby {
     return this.nameInput.value.trim();
   }
 
+  focusName() {
+    this.nameInput.focus();
+  }
+
   renderAvatar() {
     const n = this.name || "?";
     this.avatarText.textContent = initials(n);

@@ -28,7 +28,7 @@ export function classifyError(err) {
 }
 
 /**
- * Events: "change" (any state change: tracks, on/off, errors, screen).
+ * Events: "change" (any state change: tracks, on/off, errors, screen, hand).
  */
 export class LocalMedia extends Emitter {
   constructor() {
@@ -38,6 +38,7 @@ export class LocalMedia extends Emitter {
     this.screenTrack = null;
     this.micOn = true; // what the user wants; the mic is muted via track.enabled
     this.camOn = true; // what the user wants; the camera is released when off
+    this.hand = false; // a raised hand: reported to the room with the other media flags
     this.micError = null;
     this.camError = null;
     this.devices = { audioinput: [], videoinput: [], audiooutput: [] };
@@ -102,13 +103,19 @@ export class LocalMedia extends Emitter {
     return this.micTrack?.readyState === "live" ? this.micTrack : null;
   }
 
-  /** The media flags reported to the room. */
+  /** The media flags reported to the room (the `media` of `join` and of our Member). */
   get state() {
     return {
       mic: !!this.audioTrack && this.micOn,
       camera: !!this.camTrack && this.camOn,
       screen: !!this.screenTrack,
+      hand: this.hand,
     };
+  }
+
+  setHand(up) {
+    this.hand = !!up;
+    this.emit("change");
   }
 
   /** Stream for the local preview: camera or screen, never audio. */

@@ -101,6 +101,10 @@ export class Mesh extends Transport {
     this.unavailable(peerId);
   }
 
+  peerConnections() {
+    return this.pcs;
+  }
+
   /** Calls `peerId`, replacing any call we have with it. */
   call(peerId) {
     if (!this.peer || this.peer.disconnected || this.peer.destroyed) return false;

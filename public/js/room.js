@@ -1,12 +1,18 @@
-// The room page (`/room/{room}`): lobby → call, and everything that happens in the call.
+// The room page (`/room/{room}`): lobby → call, and everything that happens in the call. This is
+// where the parts are connected: the Connection (signalling), the Roster and the retry policy
+// (roster.js), a media transport (transport.js; the mesh), local media, and the UI pieces.
 import { Chat } from "./chat.js";
 import { Connection } from "./connection.js";
+import { expose } from "./debug.js";
 import { Lobby, rememberName } from "./lobby.js";
 import { LocalMedia } from "./media.js";
 import { Mesh } from "./mesh.js";
+import { CLIENT, ERROR, LEAVE_REASON, PRESENCE, ROOM_RE, SERVER } from "./protocol.js";
+import { RetryPolicy, Roster } from "./roster.js";
 import { SpeakerDetector } from "./speaker.js";
-import { $, Grid, Tile, showError, showScreen, toast } from "./ui.js";
-import { ROOM_RE, el, hueClass, icon, initials, log } from "./util.js";
+import { assertTransport } from "./transport.js";
+import { $, Grid, PeopleList, SidePanels, Tile, renderToggle, showError, showScreen, toast } from "./ui.js";
+import { log } from "./util.js";
 
 const SELF = "self"; // tile / speaker id of the local participant
 
@@ -23,19 +29,19 @@ class RoomApp {
     this.room = room;
     this.media = new LocalMedia();
     this.conn = new Connection(room);
-    this.roster = new Map(); // peerId → Member (others only)
+    this.roster = new Roster();
+    this.retry = new RetryPolicy();
     // Calls are answered only from the roster: the room seats who may call us.
-    this.mesh = new Mesh(this.media, { isMember: (id) => this.roster.has(id) });
+    this.transport = assertTransport(new Mesh(this.media, { isMember: (id) => this.roster.has(id) }));
     this.lobby = new Lobby(this.media);
     this.speaker = new SpeakerDetector((id) => this.grid?.setSpeaking(id));
     this.grid = null;
-    this.self = null; // our Member, from welcome
+    this.people = new PeopleList();
+    this.panels = new SidePanels({ onChange: (which) => this.onPanel(which) });
+    this.name = null;
     this.lastWelcome = null; // {resumed, at}: for tests and debugging
-    this.hand = false;
     this.phase = "lobby"; // lobby | joining | call | ended
-    this.panel = null; // "chat" | "people" | null
     this.sent = null; // media flags last told to the room
-    this.retries = new Map(); // peerId → {n, timer}
     this.limits = null;
     this.chat = new Chat({
       list: $("#chat-list"),
@@ -43,9 +49,21 @@ class RoomApp {
       input: $("#chat-input"),
       badge: $("#chat-badge"),
       send: (text) => this.sendChat(text),
-      isOpen: () => this.panel === "chat",
+      isOpen: () => this.panels.which === "chat",
     });
-    globalThis.__edgeMeet = this; // debugging and tests (e.g. __edgeMeet.conn.dropForTest())
+    // Only with the debug hook on (debug.js): what the browser tests read and poke.
+    const app = this;
+    expose({
+      __edgeMeet: {
+        media: this.media,
+        conn: this.conn, // e.g. __edgeMeet.conn.dropForTest()
+        transport: this.transport,
+        get self() { return app.roster.self; },
+        get roster() { return app.roster.members; },
+        get lastWelcome() { return app.lastWelcome; },
+      },
+      __pcs: this.transport.peerConnections(),
+    });
   }
 
   // ----- lobby -----------------------------------------------------------------------------
@@ -56,11 +74,11 @@ class RoomApp {
     document.title = `Meeting ${this.room.slice(0, 12)} · edge-meet`;
     this.wire();
     showScreen("lobby");
-    this.lobby.nameInput.focus();
+    this.lobby.focusName();
     this.conn.prepare(); // PeerJS id + room socket, while the user looks at the preview
     this.speaker.start();
     // Browsers start audio only after a gesture: wake the mic meter on the first one.
-    const wake = () => this.speaker.ctx?.resume().catch(() => {});
+    const wake = () => this.speaker.resume();
     addEventListener("pointerdown", wake, { once: true });
     addEventListener("keydown", wake, { once: true });
     this.meterLoop();
@@ -79,7 +97,7 @@ class RoomApp {
           "see and hear everyone, and they will see your initials.",
         [
           { label: "Try again", primary: true, onClick: () => { showScreen("lobby"); this.startMedia(); } },
-          { label: "Join without camera and mic", onClick: () => { showScreen("lobby"); this.lobby.nameInput.focus(); } },
+          { label: "Join without camera and mic", onClick: () => { showScreen("lobby"); this.lobby.focusName(); } },
         ],
       );
     }
@@ -99,7 +117,7 @@ class RoomApp {
     m.on("change", () => this.onMediaChange());
     this.lobby.onDevice = (kind, id) => {
       m.useDevice(kind, id).catch(() => toast("That device could not be started.", "error"));
-      if (kind === "audiooutput") for (const t of this.grid?.tiles.values() ?? []) t.setSinkId(id);
+      if (kind === "audiooutput") this.grid?.setSinkId(id);
     };
     $("#join-form").addEventListener("submit", (e) => {
       e.preventDefault();
@@ -112,12 +130,9 @@ class RoomApp {
       m.setCamera(!m.state.camera).catch(() => toast("The camera could not be started. Check the browser's permission.", "error"));
     });
     $("#screen-toggle").addEventListener("click", () => this.toggleScreen());
-    $("#hand-toggle").addEventListener("click", () => this.setHand(!this.hand));
+    $("#hand-toggle").addEventListener("click", () => m.setHand(!m.hand));
     $("#copy-link").addEventListener("click", () => this.copyLink());
     $("#leave-button").addEventListener("click", () => this.leave());
-    $("#chat-toggle").addEventListener("click", () => this.openPanel(this.panel === "chat" ? null : "chat"));
-    $("#people-toggle").addEventListener("click", () => this.openPanel(this.panel === "people" ? null : "people"));
-    $("#side-close").addEventListener("click", () => this.openPanel(null));
     $("#settings-toggle").addEventListener("click", () => {
       this.media.refreshDevices().then(() => this.lobby.renderDevices());
       $("#settings-dialog").showModal();
@@ -125,31 +140,32 @@ class RoomApp {
     $("#room-full-retry").addEventListener("click", () => location.reload());
     if (!LocalMedia.canShareScreen) $("#screen-toggle").hidden = true;
 
-    this.mesh.on("call", (peerId) => {
+    const t = this.transport;
+    t.on("call", (peerId) => {
       if (this.grid) this.ensureTile(peerId).setStatus("Connecting…");
     });
-    this.mesh.on("stream", (peerId, stream) => {
-      const t = this.ensureTile(peerId);
-      t.setStream(stream);
-      t.setSinkId(this.media.speakerId);
+    t.on("stream", (peerId, stream) => {
+      const tile = this.ensureTile(peerId);
+      tile.setStream(stream);
+      tile.setSinkId(this.media.speakerId);
       this.speaker.watch(peerId, stream);
     });
-    this.mesh.on("state", (peerId, state) => {
-      const t = this.grid?.get(peerId);
-      if (!t) return;
+    t.on("state", (peerId, state) => {
+      const tile = this.grid?.get(peerId);
+      if (!tile) return;
       if (state === "connected") {
-        t.setStatus("");
-        this.retries.delete(peerId);
-      } else if (state === "disconnected") t.setStatus("Connection unstable…");
+        tile.setStatus("");
+        this.retry.cancel(peerId);
+      } else if (state === "disconnected") tile.setStatus("Connection unstable…");
     });
-    this.mesh.on("ended", (peerId, why) => this.onCallEnded(peerId, why));
+    t.on("ended", (peerId, why) => this.onCallEnded(peerId, why));
 
-    this.conn.on("peer", (peer) => this.mesh.attach(peer));
+    this.conn.on("peer", (peer) => t.attach(peer));
     this.conn.on("frame", (f) => this.onFrame(f));
     this.conn.on("welcome", (w, opts) => this.onWelcome(w, opts));
     this.conn.on("status", (s) => this.onStatus(s));
     this.conn.on("fatal", (code, message) => this.onFatal(code, message));
-    this.conn.on("unavailable", (peerId) => this.mesh.unavailable(peerId));
+    this.conn.on("unavailable", (peerId) => t.undeliverable(peerId));
 
     addEventListener("pagehide", () => {
       if (this.phase === "call") this.conn.leave();
@@ -160,32 +176,28 @@ class RoomApp {
     const name = this.lobby.name;
     if (!name) {
       this.lobby.setError("Enter your name so the others know who you are.");
-      this.lobby.nameInput.focus();
+      this.lobby.focusName();
       return;
     }
     if (this.phase !== "lobby") return;
     this.phase = "joining";
     rememberName(name);
     this.speaker.start(); // resume audio in this user gesture
-    this.speaker.ctx?.resume().catch(() => {});
+    this.speaker.resume();
     this.lobby.setError("");
     this.lobby.setBusy(true);
     this.name = name;
     try {
-      const welcome = await this.conn.join(name, () => this.joinMedia());
+      const welcome = await this.conn.join(name, () => this.media.state);
       this.onWelcome(welcome, { rejoin: false, resumed: false });
     } catch (e) {
       this.phase = "lobby";
       this.lobby.setBusy(false);
       log("join failed", e);
-      if (e.code === "room-full") return this.showRoomFull(e.message);
-      if (e.code === "invalid-name") return this.lobby.setError(`That name cannot be used: ${e.message}`);
+      if (e.code === ERROR.ROOM_FULL) return this.showRoomFull(e.message);
+      if (e.code === ERROR.INVALID_NAME) return this.lobby.setError(`That name cannot be used: ${e.message}`);
       this.lobby.setError(`Could not join the meeting. ${e.message || ""} Try again.`);
     }
-  }
-
-  joinMedia() {
-    return { ...this.media.state, hand: this.hand };
   }
 
   showRoomFull(message) {
@@ -212,30 +224,28 @@ class RoomApp {
     const first = this.phase !== "call";
     this.phase = "call";
     this.lastWelcome = { resumed: !!resumed, at: Date.now() };
-    this.self = w.self;
     this.limits = w.limits ?? null;
-    this.chat.selfId = w.self.peerId;
+    this.chat.setSelf(w.self.peerId);
     if (this.limits?.chatMaxChars) this.chat.setLimit(this.limits.chatMaxChars);
-    this.sent = { mic: !!w.self.media?.mic, camera: !!w.self.media?.camera, screen: !!w.self.media?.screen, hand: !!w.self.media?.hand };
+    const media = w.self.media;
+    this.sent = { mic: !!media?.mic, camera: !!media?.camera, screen: !!media?.screen, hand: !!media?.hand };
 
     // Roster: whoever is not in the new list is gone (we may have missed their peer-left).
-    const peers = new Map((w.peers ?? []).map((p) => [p.peerId, p]));
-    for (const id of [...this.roster.keys()]) {
-      if (!peers.has(id)) this.removePeer(id, rejoin ? "left while you were away" : null);
-    }
-    for (const id of [...this.mesh.entries.keys()]) if (!peers.has(id)) this.mesh.hangup(id, "left");
-    this.roster = peers;
+    for (const m of this.roster.welcome(w.self, w.peers)) this.forget(m, rejoin ? "left while you were away" : null);
+    for (const id of this.transport.remotes()) if (!this.roster.has(id)) this.transport.disconnect(id, "left");
 
     // Calls first (they take longest): the joiner calls everyone already here (see mesh.js).
-    this.mesh.setReady(w.iceServers); // also answers calls held for the roster
-    for (const p of peers.values()) {
-      if (resumed) continue;
-      this.cancelRetry(p.peerId);
-      this.mesh.call(p.peerId);
+    this.transport.setReady(w.iceServers); // also answers calls held for the roster
+    if (resumed) {
+      this.reconcile();
+    } else {
+      for (const m of this.roster.values()) {
+        this.retry.cancel(m.peerId);
+        this.transport.connect(m.peerId);
+      }
     }
-    if (resumed) this.reconcile();
     if (first) this.enterCallScreen();
-    for (const id of this.mesh.entries.keys()) this.ensureTile(id);
+    for (const id of this.transport.remotes()) this.ensureTile(id);
     this.chat.add(w.chat ?? []);
     this.renderPeople();
     this.onMediaChange(); // anything toggled while reconnecting
@@ -269,36 +279,26 @@ class RoomApp {
   }
 
   /**
-   * Places the calls we owe (weCall) and have no live call for, to members who are present: a
-   * call that failed while they or we were away. A reconnecting member cannot take an offer
-   * (its PeerJS socket is down); we call it when its `peer-presence present` comes.
+   * Places the calls we owe and have no live call for, to members who are present: a call that
+   * failed while they or we were away. A reconnecting member cannot take an offer (its PeerJS
+   * socket is down); we call it when its `peer-presence present` comes.
    */
   reconcile() {
     if (this.phase !== "call" || this.conn.reconnecting) return;
-    for (const m of this.roster.values()) {
-      if (m.presence === "reconnecting" || !this.weCall(m.peerId) || this.mesh.has(m.peerId)) continue;
-      this.cancelRetry(m.peerId);
-      this.mesh.call(m.peerId);
+    for (const id of this.roster.owedCalls((peerId) => this.transport.has(peerId))) {
+      this.retry.cancel(id);
+      this.transport.connect(id);
     }
   }
 
-  removePeer(peerId, reason) {
-    const m = this.roster.get(peerId);
-    this.roster.delete(peerId);
-    this.mesh.hangup(peerId, "left");
-    this.grid?.remove(peerId);
-    this.speaker.unwatch(peerId);
-    this.cancelRetry(peerId);
-    if (m && reason) toast(`${m.name} ${reason}.`);
-  }
-
-  /** Who calls whom: the later joiner (then the larger id) calls the earlier one. */
-  weCall(peerId) {
-    const m = this.roster.get(peerId);
-    if (!m || !this.self) return false;
-    const a = [m.joinedAt, m.peerId];
-    const b = [this.self.joinedAt, this.self.peerId];
-    return a[0] < b[0] || (a[0] === b[0] && a[1] < b[1]);
+  /** A member left the room (it is out of the roster already): its call, tile and retries go. */
+  forget(member, reason) {
+    const id = member.peerId;
+    this.transport.disconnect(id, "left");
+    this.grid?.remove(id);
+    this.speaker.unwatch(id);
+    this.retry.cancel(id);
+    if (reason) toast(`${member.name} ${reason}.`);
   }
 
   onCallEnded(peerId, why) {
@@ -309,86 +309,68 @@ class RoomApp {
     // Still in the room: the side that placed the call places it again, with backoff. Not to a
     // member whose sockets are away: if its tab crashed its tile is gone now (the call was the
     // last sign of it) and `peer-left gone` follows; if it comes back, `present` brings the call.
-    const m = this.roster.get(peerId);
-    if (!m || m.presence === "reconnecting" || !this.weCall(peerId)) return;
-    const r = this.retries.get(peerId) ?? { n: 0, timer: null };
-    if (r.n >= 6) return;
-    clearTimeout(r.timer);
-    const delay = Math.min(1000 * 2 ** r.n, 15000);
-    r.n++;
-    r.timer = setTimeout(() => {
-      if (this.phase === "call" && this.roster.has(peerId) && !this.mesh.has(peerId)) {
-        this.mesh.call(peerId);
+    if (!this.roster.isPresent(peerId) || !this.roster.weCall(peerId)) return;
+    this.retry.schedule(peerId, () => {
+      if (this.phase === "call" && this.roster.has(peerId) && !this.transport.has(peerId)) {
+        this.transport.connect(peerId);
         this.ensureTile(peerId);
       }
-    }, delay);
-    this.retries.set(peerId, r);
-  }
-
-  cancelRetry(peerId) {
-    const r = this.retries.get(peerId);
-    if (r) clearTimeout(r.timer);
-    this.retries.delete(peerId);
+    });
   }
 
   // ----- room frames -------------------------------------------------------------------
 
   onFrame(f) {
     switch (f.type) {
-      case "peer-joined": {
-        const p = f.peer;
-        if (!p || p.peerId === this.self?.peerId) return;
-        const known = this.roster.has(p.peerId);
-        this.roster.set(p.peerId, p);
+      case SERVER.PEER_JOINED: {
+        const joined = this.roster.join(f.peer);
+        if (!joined) return;
+        const id = joined.member.peerId;
         // They call us (we only answer); their call may already be waiting for this frame.
-        this.mesh.admit();
-        if (this.grid?.get(p.peerId)) this.ensureTile(p.peerId);
-        if (!known) toast(`${p.name} joined.`);
+        this.transport.admit();
+        if (this.grid?.get(id)) this.ensureTile(id);
+        if (!joined.known) toast(`${joined.member.name} joined.`);
         this.renderPeople();
         break;
       }
-      case "peer-presence": {
+      case SERVER.PEER_PRESENCE: {
         // Its sockets dropped without `leave` (or came back): it keeps its seat, we keep the call.
-        const m = this.roster.get(f.peerId);
-        if (!m) return;
-        m.presence = f.presence;
+        if (!this.roster.setPresence(f.peerId, f.presence)) return;
         this.grid?.get(f.peerId)?.setPresence(f.presence);
-        if (f.presence === "present") this.reconcile();
+        if (f.presence === PRESENCE.PRESENT) this.reconcile();
         this.renderPeople();
         break;
       }
-      case "peer-left": {
-        const m = this.roster.get(f.peerId);
+      case SERVER.PEER_LEFT: {
+        const m = this.roster.remove(f.peerId);
         if (!m) {
-          this.mesh.hangup(f.peerId, "left");
+          this.transport.disconnect(f.peerId, "left");
           this.grid?.remove(f.peerId);
           return;
         }
         // "leave": the Leave button or a closed tab; "gone": away for the whole grace period.
-        this.removePeer(f.peerId, f.reason === "leave" ? "left" : "lost connection");
+        this.forget(m, f.reason === LEAVE_REASON.LEAVE ? "left" : "lost connection");
         this.renderPeople();
         break;
       }
-      case "peer-media": {
-        const m = this.roster.get(f.peerId);
-        if (!m) return;
-        const raised = f.media?.hand && !m.media?.hand;
-        m.media = f.media;
+      case SERVER.PEER_MEDIA: {
+        const changed = this.roster.setMedia(f.peerId, f.media);
+        if (!changed) return;
         this.grid?.get(f.peerId)?.setMedia(f.media);
-        if (raised) toast(`${m.name} raised their hand.`, "hand");
+        if (changed.raised) toast(`${changed.member.name} raised their hand.`, "hand");
         this.renderPeople();
         break;
       }
-      case "chat": {
+      case SERVER.CHAT: {
         const msg = f.message;
-        if (this.chat.add([msg], { live: true }) && this.panel !== "chat" && msg.peerId !== this.self?.peerId) {
+        if (this.chat.add([msg], { live: true }) && this.panels.which !== "chat" && msg.peerId !== this.roster.self?.peerId) {
           toast(`${msg.name}: ${msg.text.length > 80 ? msg.text.slice(0, 80) + "…" : msg.text}`, "chat");
         }
         break;
       }
-      case "error":
-        if (f.code === "invalid-text") toast(`Message not sent: ${f.message}`, "error");
-        else if (f.code === "rate-limited") toast("You are sending too fast; slow down a little.", "error");
+      case SERVER.ERROR:
+        if (f.code === ERROR.INVALID_TEXT) toast(`Message not sent: ${f.message}`, "error");
+        else if (f.code === ERROR.RATE_LIMITED) toast("You are sending too fast; slow down a little.", "error");
         else toast(`Error: ${f.message || f.code}`, "error");
         break;
       default:
@@ -400,23 +382,20 @@ class RoomApp {
     const reconnecting = s === "reconnecting";
     $("#reconnect-banner").hidden = !reconnecting;
     document.body.classList.toggle("reconnecting", reconnecting);
-    // Only signalling is down: every call stays up and the mesh stays ready, so a call that
+    // Only signalling is down: every call stays up and the transport stays ready, so a call that
     // reaches us when our PeerJS socket is back is answered. Retries wait for the reconnect.
-    if (reconnecting) {
-      for (const id of [...this.retries.keys()]) this.cancelRetry(id);
-    } else {
-      this.reconcile();
-    }
+    if (reconnecting) this.retry.cancelAll();
+    else this.reconcile();
   }
 
   onFatal(code, message) {
     log("fatal", code, message);
-    if (code === "room-full") {
+    if (code === ERROR.ROOM_FULL) {
       this.teardown();
       return this.showRoomFull(message);
     }
     if (code === "lost") {
-      this.mesh.hangupAll("left");
+      this.transport.disconnectAll("left");
       showError("Connection lost", "We could not reconnect you to the meeting. Check your network connection.", [
         { label: "Try again", primary: true, onClick: () => { showScreen("call"); this.conn.retry(); } },
         { label: "Leave", onClick: () => this.leave() },
@@ -436,16 +415,16 @@ class RoomApp {
     this.lobby.render();
     this.speaker.watch(SELF, this.media.micTrack ? new MediaStream([this.media.micTrack]) : null);
     const st = this.media.state;
-    $("#screen-toggle").setAttribute("aria-pressed", String(st.screen));
-    $("#screen-toggle").classList.toggle("active", st.screen);
-    $("#screen-toggle .ctl-label").textContent = st.screen ? "Stop sharing" : "Share screen";
-    $("#screen-toggle").title = st.screen ? "Stop sharing your screen" : "Share your screen";
+    renderToggle($("#screen-toggle"), st.screen, st.screen
+      ? { label: "Stop sharing", title: "Stop sharing your screen" }
+      : { label: "Share screen", title: "Share your screen" });
+    renderToggle($("#hand-toggle"), st.hand, { label: st.hand ? "Lower hand" : "Raise hand" });
     if (this.phase !== "call") return;
     const selfTile = this.grid.get(SELF);
     selfTile.setName(this.name, " (You)");
-    selfTile.setMedia({ ...st, hand: this.hand });
-    this.mesh.syncAll();
-    this.sendMedia({ ...st, hand: this.hand });
+    selfTile.setMedia(st);
+    this.transport.publish();
+    this.sendMedia(st);
   }
 
   sendMedia(now) {
@@ -453,7 +432,7 @@ class RoomApp {
     const patch = {};
     for (const k of ["mic", "camera", "screen", "hand"]) if (now[k] !== this.sent[k]) patch[k] = now[k];
     if (!Object.keys(patch).length) return;
-    if (this.conn.send({ type: "media", ...patch })) Object.assign(this.sent, patch);
+    if (this.conn.send({ type: CLIENT.MEDIA, ...patch })) Object.assign(this.sent, patch);
     this.renderPeople();
   }
 
@@ -470,21 +449,12 @@ class RoomApp {
     }
   }
 
-  setHand(up) {
-    this.hand = !!up;
-    const b = $("#hand-toggle");
-    b.setAttribute("aria-pressed", String(this.hand));
-    b.classList.toggle("active", this.hand);
-    b.querySelector(".ctl-label").textContent = this.hand ? "Lower hand" : "Raise hand";
-    this.onMediaChange();
-  }
-
   sendChat(text) {
     if (!this.conn.joined) {
       toast("Not connected; the message was not sent.", "error");
       return false;
     }
-    return this.conn.send({ type: "chat", text });
+    return this.conn.send({ type: CLIENT.CHAT, text });
   }
 
   async copyLink() {
@@ -502,15 +472,7 @@ class RoomApp {
     }
   }
 
-  openPanel(which) {
-    this.panel = which;
-    $("#side").hidden = !which;
-    $("#chat-panel").hidden = which !== "chat";
-    $("#people-panel").hidden = which !== "people";
-    $("#side-title").textContent = which === "people" ? "People" : "Chat";
-    $("#chat-toggle").setAttribute("aria-pressed", String(which === "chat"));
-    $("#people-toggle").setAttribute("aria-pressed", String(which === "people"));
-    document.body.classList.toggle("panel-open", !!which);
+  onPanel(which) {
     if (which === "chat") {
       this.chat.markRead();
       $("#chat-input").focus();
@@ -519,39 +481,20 @@ class RoomApp {
   }
 
   renderPeople() {
-    const list = $("#people-list");
     const rows = [];
-    if (this.self) rows.push({ peerId: this.self.peerId, name: this.name, media: { ...this.media.state, hand: this.hand }, me: true });
-    for (const m of this.roster.values()) rows.push(m);
-    list.replaceChildren(
-      ...rows.map((m) => {
-        const flags = el("span", { className: "person-flags" });
-        if (m.presence === "reconnecting") {
-          flags.append(el("span", { className: "flag presence", text: "Reconnecting…", attrs: { "data-testid": "participant-reconnecting" } }));
-        }
-        if (m.media?.hand) flags.append(el("span", { className: "flag hand", attrs: { title: "Hand raised" } }, icon("hand")));
-        if (!m.media?.mic) flags.append(el("span", { className: "flag", attrs: { title: "Muted" } }, icon("mic-off")));
-        if (!m.media?.camera) flags.append(el("span", { className: "flag", attrs: { title: "Camera off" } }, icon("videocam-off")));
-        if (m.media?.screen) flags.append(el("span", { className: "flag", attrs: { title: "Sharing screen" } }, icon("screen")));
-        return el(
-          "li",
-          { className: "person" + (m.presence === "reconnecting" ? " reconnecting" : ""), attrs: { "data-testid": "participant" }, dataset: { peerId: m.peerId } },
-          el("span", { className: "person-avatar " + hueClass(m.name), text: initials(m.name) }),
-          el("span", { className: "person-name", text: m.name + (m.me ? " (You)" : "") }),
-          flags,
-        );
-      }),
-    );
-    $("#people-count").textContent = String(rows.length);
+    const self = this.roster.self;
+    if (self) rows.push({ peerId: self.peerId, name: this.name, media: this.media.state, me: true });
+    rows.push(...this.roster.values());
+    this.people.render(rows);
   }
 
   teardown() {
     this.phase = "ended";
     this.conn.leave();
-    this.mesh.hangupAll("left");
+    this.transport.disconnectAll("left");
     this.media.stopAll();
     this.speaker.stop();
-    for (const id of [...this.retries.keys()]) this.cancelRetry(id);
+    this.retry.cancelAll();
   }
 
   leave() {

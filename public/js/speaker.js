@@ -42,6 +42,11 @@ export class SpeakerDetector {
     this.timer = setInterval(() => this._poll(), POLL_MS);
   }
 
+  /** Browsers start audio only after a user gesture: call this in one. */
+  resume() {
+    this.ctx?.resume().catch(() => {});
+  }
+
   /** Watches the audio of `stream` under `id` (replacing what was watched for it). */
   watch(id, stream) {
     if (!this.ctx) return;

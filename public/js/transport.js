@@ -21,6 +21,8 @@
 // - publish()                 send the local tracks as they are now (mute, camera, screen, device
 //                             switch): replaces tracks, never renegotiates
 // - undeliverable(peerId)     signalling could not reach that member (PeerJS EXPIRE)
+// - peerConnections() → Map   every RTCPeerConnection it holds, by the member id it serves (the
+//                             mesh: one per member), live: for stats, debugging and the tests
 //
 // Events (an Emitter, like every module here):
 // - "call" (peerId, outgoing)       a session with a member is being set up (outgoing: we started it)
@@ -32,7 +34,7 @@ import { Emitter } from "./util.js";
 
 export const TRANSPORT_METHODS = Object.freeze([
   "attach", "setReady", "admit", "connect", "disconnect", "disconnectAll", "has", "remotes",
-  "publish", "undeliverable",
+  "publish", "undeliverable", "peerConnections",
 ]);
 export const TRANSPORT_EVENTS = Object.freeze(["call", "stream", "state", "ended"]);
 

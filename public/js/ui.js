@@ -1,5 +1,6 @@
-// DOM pieces of the room page: screens, toasts, the video grid and its tiles.
-// All user-provided text is set with textContent (via el({text})).
+// DOM pieces of the room page: screens, toasts, the video grid and its tiles, the side panels and
+// the people list. All user-provided text is set with textContent (via el({text})).
+import { PRESENCE } from "./protocol.js";
 import { el, icon, initials, hueClass } from "./util.js";
 
 export const $ = (sel, root = document) => root.querySelector(sel);
@@ -171,6 +172,11 @@ export class Grid {
     this.layout();
   }
 
+  /** Plays every remote tile's audio on this output device. */
+  setSinkId(deviceId) {
+    for (const t of this.tiles.values()) t.setSinkId(deviceId);
+  }
+
   setSpeaking(id) {
     for (const [k, t] of this.tiles) t.setSpeaking(k === id && this.tiles.size > 1);
   }
@@ -200,4 +206,75 @@ export class Grid {
     this.root.style.setProperty("--tile-w", Math.floor(best.w) + "px");
     this.root.style.setProperty("--tile-h", Math.floor(best.h) + "px");
   }
+}
+
+/**
+ * The side panel: chat, people, or closed. `onChange(which)` runs after every switch (the grid
+ * relayouts, the chat marks itself read).
+ */
+export class SidePanels {
+  constructor({ onChange } = {}) {
+    this.which = null; // "chat" | "people" | null
+    this.onChange = onChange;
+    $("#chat-toggle").addEventListener("click", () => this.toggle("chat"));
+    $("#people-toggle").addEventListener("click", () => this.toggle("people"));
+    $("#side-close").addEventListener("click", () => this.open(null));
+  }
+
+  toggle(which) {
+    this.open(this.which === which ? null : which);
+  }
+
+  open(which) {
+    this.which = which;
+    $("#side").hidden = !which;
+    $("#chat-panel").hidden = which !== "chat";
+    $("#people-panel").hidden = which !== "people";
+    $("#side-title").textContent = which === "people" ? "People" : "Chat";
+    $("#chat-toggle").setAttribute("aria-pressed", String(which === "chat"));
+    $("#people-toggle").setAttribute("aria-pressed", String(which === "people"));
+    document.body.classList.toggle("panel-open", !!which);
+    this.onChange?.(which);
+  }
+}
+
+/** The People panel: one row per person (us first), with their presence and media flags. */
+export class PeopleList {
+  constructor(list = $("#people-list"), count = $("#people-count")) {
+    this.list = list;
+    this.count = count;
+  }
+
+  /** rows: [{peerId, name, media, presence, me}] */
+  render(rows) {
+    this.list.replaceChildren(...rows.map((m) => this._row(m)));
+    this.count.textContent = String(rows.length);
+  }
+
+  _row(m) {
+    const away = m.presence === PRESENCE.RECONNECTING;
+    const flags = el("span", { className: "person-flags" });
+    if (away) {
+      flags.append(el("span", { className: "flag presence", text: "Reconnecting…", attrs: { "data-testid": "participant-reconnecting" } }));
+    }
+    if (m.media?.hand) flags.append(el("span", { className: "flag hand", attrs: { title: "Hand raised" } }, icon("hand")));
+    if (!m.media?.mic) flags.append(el("span", { className: "flag", attrs: { title: "Muted" } }, icon("mic-off")));
+    if (!m.media?.camera) flags.append(el("span", { className: "flag", attrs: { title: "Camera off" } }, icon("videocam-off")));
+    if (m.media?.screen) flags.append(el("span", { className: "flag", attrs: { title: "Sharing screen" } }, icon("screen")));
+    return el(
+      "li",
+      { className: "person" + (away ? " reconnecting" : ""), attrs: { "data-testid": "participant" }, dataset: { peerId: m.peerId } },
+      el("span", { className: "person-avatar " + hueClass(m.name), text: initials(m.name) }),
+      el("span", { className: "person-name", text: m.name + (m.me ? " (You)" : "") }),
+      flags,
+    );
+  }
+}
+
+/** Reflects a toggle's state: aria-pressed, the active class, its label and its tooltip. */
+export function renderToggle(button, on, { label, title } = {}) {
+  button.setAttribute("aria-pressed", String(on));
+  button.classList.toggle("active", on);
+  if (label) button.querySelector(".ctl-label").textContent = label;
+  if (title) button.title = title;
 }

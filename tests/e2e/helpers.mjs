@@ -1,6 +1,7 @@
 // Shared helpers for the browser tests: one Chromium per test file, one browser context per
 // person, assertions on real decoded frames (getStats via window.__pcs), and a TCP proxy that can
-// cut one person's network.
+// cut one person's network. Every person's page is opened with the app's debug hook on
+// (public/js/debug.js), which is what puts window.__edgeMeet and window.__pcs there.
 import { mkdirSync, writeFileSync, existsSync } from "node:fs";
 import { createServer, connect } from "node:net";
 import { join as pathJoin, dirname } from "node:path";
@@ -49,6 +50,7 @@ export async function openPerson(browser, baseUrl, room, name, opts = {}) {
     hasTouch: opts.isMobile ?? false,
     deviceScaleFactor: 1,
   });
+  await ctx.addInitScript(enableHooks);
   await ctx.addInitScript(recordToasts);
   if (opts.initScript) await ctx.addInitScript(opts.initScript);
   const page = await ctx.newPage();
@@ -67,6 +69,11 @@ export async function openPerson(browser, baseUrl, room, name, opts = {}) {
   await page.goto(`${baseUrl}/room/${room}${q}`);
   if (opts.join !== false) await join(p);
   return p;
+}
+
+/** Runs in the page before its scripts: turns on the debug hook (public/js/debug.js). */
+function enableHooks() {
+  globalThis.__edgeMeetHooks = true;
 }
 
 /**

@@ -119,7 +119,7 @@ describe("membership and seats that survive drops", { timeout: 420_000 }, () => 
     // The member's page: no tile, no call, nothing held, nobody new in People.
     assert.deepEqual(await remotePeerIds(mia.page), []);
     assert.equal(await mia.page.locator('[data-testid="tile"]').count(), 0);
-    const inside = await mia.page.evaluate(() => ({ pcs: window.__pcs.size, held: window.__edgeMeet.mesh.held.size, roster: window.__edgeMeet.roster.size }));
+    const inside = await mia.page.evaluate(() => ({ pcs: window.__pcs.size, held: window.__edgeMeet.transport.held.size, roster: window.__edgeMeet.roster.size }));
     assert.deepEqual(inside, { pcs: 0, held: 0, roster: 0 });
     await mia.page.getByTestId("people-toggle").click();
     assert.equal(await mia.page.getByTestId("participant").count(), 1, "only Mia in People");
