@@ -1,5 +1,5 @@
 # The two commands of the README, plus deploy. Each installs what it needs first.
-.PHONY: serve test deploy build bench bench-quick
+.PHONY: help serve test deploy build bench bench-quick
 
 serve:            ## serve the app on http://127.0.0.1:8787
 	bash scripts/serve.sh
@@ -7,7 +7,7 @@ serve:            ## serve the app on http://127.0.0.1:8787
 test:             ## run every test suite
 	bash scripts/test.sh
 
-build:
+build:            ## build the Worker bundle into build/
 	bash scripts/build.sh
 
 deploy: build     ## deploy to Cloudflare (needs `npx wrangler login` once)
@@ -18,3 +18,7 @@ bench:            ## every system, every scenario, side by side (minutes)
 
 bench-quick:      ## the same harness in seconds (CI: proves it works, asserts nothing about speed)
 	bash bench/run.sh --quick
+
+# Last, so that a bare `make` still serves.
+help:             ## list the targets
+	@awk -F':.*## ' '/^[a-z][a-z-]*:.*## / { printf "  %-12s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the project: native unit tests of the core, black-box suites against the
-# real runtime (wrangler dev / workerd), the unmodified peerjs client, the browser suite in
-# Debian's Chromium, and a deployability check of the bundle. Installs what is missing first.
+# real runtime (wrangler dev / workerd), node unit tests of the app's modules and the unmodified
+# peerjs client, the browser suite in Debian's Chromium, and a deployability check of the bundle. Installs what is missing first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --browser
@@ -22,7 +22,7 @@ bash bench/run.sh --quick
 echo "== cargo test (core unit tests + black-box suites against wrangler dev)"
 cargo test --workspace --locked --tests
 
-echo "== node --test tests/node (the unmodified peerjs client)"
+echo "== node --test tests/node (unit tests of the app's modules: mesh, roster, transport, protocol vocabulary, util; the unmodified peerjs client)"
 node --test tests/node/
 
 echo "== node --test tests/e2e (browser suite, Chromium, real WebRTC)"
