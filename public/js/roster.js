@@ -102,12 +102,20 @@ export class Roster {
  * member; a new schedule replaces the pending one.
  */
 export class RetryPolicy {
-  constructor({ tries = 6, firstMs = 1000, maxMs = 15_000, setTimer = setTimeout, clearTimer = clearTimeout } = {}) {
+  constructor({
+    tries = 6,
+    firstMs = 1000,
+    maxMs = 15_000,
+    setTimer = (fn, ms) => setTimeout(fn, ms),
+    clearTimer = (t) => clearTimeout(t),
+  } = {}) {
     this.tries = tries;
     this.firstMs = firstMs;
     this.maxMs = maxMs;
-    this.setTimer = setTimer;
-    this.clearTimer = clearTimer;
+    // Kept as plain functions, never called as methods: browsers throw "Illegal invocation" for
+    // a setTimeout whose `this` is another object.
+    this.setTimer = (fn, ms) => setTimer(fn, ms);
+    this.clearTimer = (t) => clearTimer(t);
     this.state = new Map(); // peerId → {n, timer}
   }
 

@@ -88,6 +88,17 @@ describe("RetryPolicy", () => {
     assert.equal(p.schedule("b", () => {}), 1000, "per member");
   });
 
+  test("the timer functions are never called as methods (a browser's setTimeout throws then)", () => {
+    const calls = [];
+    function setTimer() { calls.push(this); return 1; } // strict mode: `this` is undefined unless bound
+    function clearTimer() { calls.push(this); }
+    const p = new RetryPolicy({ setTimer, clearTimer });
+    p.schedule("a", () => {});
+    p.cancel("a");
+    assert.equal(calls.length, 3);
+    assert.ok(calls.every((t) => t === undefined));
+  });
+
   test("a new schedule replaces the pending timer; cancel and cancelAll stop them", () => {
     mock.timers.enable({ apis: ["setTimeout"] });
     try {
