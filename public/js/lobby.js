@@ -3,7 +3,7 @@
 // the call screen on join, so each test id exists exactly once on the page.
 import { LIMITS } from "./protocol.js";
 import { $ } from "./ui.js";
-import { el, initials, hueClass } from "./util.js";
+import { Emitter, el, initials, hueClass } from "./util.js";
 
 const NAME_KEY = "edge-meet:name";
 
@@ -25,8 +25,10 @@ const MEDIA_NOTES = {
   error: "unavailable",
 };
 
-export class Lobby {
+/** Events: "device" (kind, deviceId): a device was picked (audioinput, videoinput, audiooutput). */
+export class Lobby extends Emitter {
   constructor(media) {
+    super();
     this.media = media;
     this.video = $("#local-video");
     this.avatar = $("#preview-avatar");
@@ -49,7 +51,7 @@ export class Lobby {
       this.renderAvatar();
     });
     for (const [kind, sel] of Object.entries(this.selects)) {
-      sel.addEventListener("change", () => this.onDevice?.(kind, sel.value));
+      sel.addEventListener("change", () => this.emit("device", kind, sel.value));
     }
     this.renderAvatar();
   }

@@ -34,10 +34,10 @@ class RoomApp {
     // Calls are answered only from the roster: the room seats who may call us.
     this.transport = assertTransport(new Mesh(this.media, { isMember: (id) => this.roster.has(id) }));
     this.lobby = new Lobby(this.media);
-    this.speaker = new SpeakerDetector((id) => this.grid?.setSpeaking(id));
+    this.speaker = new SpeakerDetector();
     this.grid = null;
     this.people = new PeopleList();
-    this.panels = new SidePanels({ onChange: (which) => this.onPanel(which) });
+    this.panels = new SidePanels();
     this.name = null;
     this.lastWelcome = null; // {resumed, at}: for tests and debugging
     this.phase = "lobby"; // lobby | joining | call | ended
@@ -115,10 +115,12 @@ class RoomApp {
   wire() {
     const m = this.media;
     m.on("change", () => this.onMediaChange());
-    this.lobby.onDevice = (kind, id) => {
+    this.lobby.on("device", (kind, id) => {
       m.useDevice(kind, id).catch(() => toast("That device could not be started.", "error"));
       if (kind === "audiooutput") this.grid?.setSinkId(id);
-    };
+    });
+    this.speaker.on("active", (id) => this.grid?.setSpeaking(id));
+    this.panels.on("change", (which) => this.onPanel(which));
     $("#join-form").addEventListener("submit", (e) => {
       e.preventDefault();
       this.join();
@@ -437,7 +439,7 @@ class RoomApp {
   }
 
   async toggleScreen() {
-    if (this.media.screenTrack) {
+    if (this.media.state.screen) {
       this.media.stopScreen();
       return;
     }

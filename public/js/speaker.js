@@ -1,7 +1,7 @@
 // Active-speaker detection: a WebAudio analyser per audio stream, polled a few times a second.
 // The loudest source above a threshold becomes the active speaker and keeps it for a short hold,
 // so the highlight does not flicker between words.
-import { log } from "./util.js";
+import { Emitter, log } from "./util.js";
 
 const POLL_MS = 200;
 const THRESHOLD = 0.02; // RMS of the loudest frame, 0…1
@@ -18,10 +18,10 @@ function windowSize(sampleRate) {
   return n;
 }
 
-export class SpeakerDetector {
-  /** @param {(id: string|null) => void} onActive */
-  constructor(onActive) {
-    this.onActive = onActive;
+/** Events: "active" (id | null): the active speaker changed. */
+export class SpeakerDetector extends Emitter {
+  constructor() {
+    super();
     this.ctx = null;
     this.sources = new Map(); // id → {track, source, analyser, buf}
     this.active = null;
@@ -120,6 +120,6 @@ export class SpeakerDetector {
 
   _set(id) {
     this.active = id;
-    this.onActive(id);
+    this.emit("active", id);
   }
 }

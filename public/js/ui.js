@@ -1,7 +1,7 @@
 // DOM pieces of the room page: screens, toasts, the video grid and its tiles, the side panels and
 // the people list. All user-provided text is set with textContent (via el({text})).
 import { PRESENCE } from "./protocol.js";
-import { el, icon, initials, hueClass } from "./util.js";
+import { Emitter, el, icon, initials, hueClass } from "./util.js";
 
 export const $ = (sel, root = document) => root.querySelector(sel);
 
@@ -208,14 +208,11 @@ export class Grid {
   }
 }
 
-/**
- * The side panel: chat, people, or closed. `onChange(which)` runs after every switch (the grid
- * relayouts, the chat marks itself read).
- */
-export class SidePanels {
-  constructor({ onChange } = {}) {
+/** The side panel: chat, people, or closed. Events: "change" (which) after every switch. */
+export class SidePanels extends Emitter {
+  constructor() {
+    super();
     this.which = null; // "chat" | "people" | null
-    this.onChange = onChange;
     $("#chat-toggle").addEventListener("click", () => this.toggle("chat"));
     $("#people-toggle").addEventListener("click", () => this.toggle("people"));
     $("#side-close").addEventListener("click", () => this.open(null));
@@ -234,7 +231,7 @@ export class SidePanels {
     $("#chat-toggle").setAttribute("aria-pressed", String(which === "chat"));
     $("#people-toggle").setAttribute("aria-pressed", String(which === "people"));
     document.body.classList.toggle("panel-open", !!which);
-    this.onChange?.(which);
+    this.emit("change", which);
   }
 }
 
