@@ -45,6 +45,7 @@ export class Lobby extends Emitter {
       videoinput: $("#camera-select"),
       audiooutput: $("#speaker-select"),
     };
+    this.nameInput.maxLength = LIMITS.NAME_MAX_CHARS; // the server's limit (room.html repeats it)
     this.nameInput.value = initialName();
     this.nameInput.addEventListener("input", () => {
       this.setError("");
