@@ -161,7 +161,8 @@ pub enum ServerFrame {
         limits: RoomLimits,
         /// True when this join took back a seat the same peer id and token still held (a
         /// reconnect within the grace period): the others saw only `peer-presence`, and every
-        /// call with them is still up.
+        /// call with them is still up. Absent (older servers) reads as false.
+        #[serde(default)]
         resumed: bool,
     },
     PeerJoined {
