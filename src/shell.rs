@@ -182,15 +182,11 @@ impl Shell {
             self.hub.borrow_mut().load_chat(chat);
         }
         let now = now_ms();
-        // Refused by length before any copy into wasm: a JS string of n UTF-16 units is at least
-        // n bytes of UTF-8, so one longer than the limit in units is over it in bytes too.
-        let too_long = msg.dyn_ref::<js_sys::JsString>().is_some_and(|s| s.length() as usize > MAX_FRAME_BYTES);
-        if too_long {
-            let fx = self.hub.borrow_mut().on_oversize(sid, now);
-            return self.execute(fx);
-        }
-        let fx = match msg.as_string() {
-            Some(text) => self.hub.borrow_mut().on_text(sid, &text, now),
+        let fx = match msg.dyn_ref::<js_sys::JsString>() {
+            // Refused by length before any copy into wasm: a JS string of n UTF-16 units is at
+            // least n bytes of UTF-8, so one longer than the limit in units is over it in bytes.
+            Some(s) if s.length() as usize > MAX_FRAME_BYTES => self.hub.borrow_mut().on_oversize(sid, now),
+            Some(s) => self.hub.borrow_mut().on_text(sid, &String::from(s), now),
             // A binary frame is refused by its size alone: its bytes are never copied into wasm.
             None => {
                 let len = msg.dyn_ref::<js_sys::ArrayBuffer>().map_or(0, |b| b.byte_length() as usize);

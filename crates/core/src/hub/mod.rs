@@ -131,7 +131,8 @@ impl Hub {
     /// Rebuilds the object after hibernation or a restart from what survived: each open socket's
     /// attachment with the time the runtime last answered its heartbeat, and the seats in
     /// storage. A stored seat whose sockets are gone (a restart drops every socket) is
-    /// reconnecting from `now`: its member has the grace period to come back. Chat is loaded
+    /// reconnecting, its grace period running from when storage says its member went away, or
+    /// from `now` if it was present. Chat is loaded
     /// later, when first needed ([`Hub::wants_chat`]). Offline queues are memory-only; they live
     /// ~5 s, and a lost one costs a sender its EXPIRE, not a message to a live peer.
     pub fn restore(config: Config, sockets: Vec<(Attachment, Option<u64>)>, seats: Vec<SeatRecord>, now: u64) -> Self {
@@ -274,11 +275,6 @@ impl Hub {
         self.schedule(now.saturating_add(self.config.alive_timeout_ms), fx);
     }
 
-    /// Forgets a socket (closed, timed out, replaced).
-    fn remove_socket(&mut self, sid: Sid) -> Option<Socket> {
-        self.sockets.remove(&sid)
-    }
-
     /// In a room, `sid` now has no seat: it may stay only the join window.
     fn mark_unseated(&mut self, sid: Sid, now: u64, fx: &mut Effects) {
         if !self.config.membership {
@@ -361,7 +357,7 @@ impl Hub {
                 self.room_error(sid, ErrorCode::FrameTooLarge, msg, fx);
             }
             if strikes >= OVERSIZE_STRIKES {
-                if let Some(sock) = self.remove_socket(sid) {
+                if let Some(sock) = self.sockets.remove(&sid) {
                     close_socket(fx, sid, since, close::TOO_BIG, "frames over the size limit");
                     self.release(sid, sock.kind, false, now, fx);
                 }
@@ -375,7 +371,7 @@ impl Hub {
     /// member's socket closing is not the member leaving (see [`Presence::Reconnecting`]).
     pub fn on_close(&mut self, sid: Sid, now: u64) -> Effects {
         let mut fx = Vec::new();
-        if let Some(sock) = self.remove_socket(sid) {
+        if let Some(sock) = self.sockets.remove(&sid) {
             self.release(sid, sock.kind, false, now, &mut fx);
         }
         self.finish(fx)
@@ -397,7 +393,7 @@ impl Hub {
             self.sockets.iter().filter(|(_, s)| s.last_seen.saturating_add(alive) <= now).map(|(k, _)| *k).collect();
         dead.sort();
         for sid in dead {
-            if let Some(sock) = self.remove_socket(sid) {
+            if let Some(sock) = self.sockets.remove(&sid) {
                 close_socket(&mut fx, sid, sock.since, close::ALIVE_TIMEOUT, "alive timeout");
                 self.release(sid, sock.kind, true, now, &mut fx);
             }
@@ -423,7 +419,7 @@ impl Hub {
 
     /// Closes a socket that has no seat (join window over, or its place was needed).
     fn close_unseated(&mut self, sid: Sid, reason: &'static str, now: u64, fx: &mut Effects) {
-        if let Some(sock) = self.remove_socket(sid) {
+        if let Some(sock) = self.sockets.remove(&sid) {
             close_socket(fx, sid, sock.since, close::JOIN_WINDOW, reason);
             self.release(sid, sock.kind, false, now, fx);
         }

@@ -49,7 +49,7 @@ impl Hub {
             }
             None => None,
         };
-        if let Some(old) = replaced.and_then(|old| self.remove_socket(old).map(|s| (old, s.since))) {
+        if let Some(old) = replaced.and_then(|old| self.sockets.remove(&old).map(|s| (old, s.since))) {
             close_socket(&mut fx, old.0, old.1, close::REPLACED, "replaced by a new connection");
         }
         self.registry.insert(id.to_owned(), Registration { sid: Some(sid), token: token.to_owned(), since: now });

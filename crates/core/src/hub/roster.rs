@@ -30,8 +30,9 @@ pub(super) struct Seat {
 
 impl Hub {
     /// Rebuilds the roster after a wake-up or a restart: the stored seats, each on the room
-    /// socket whose attachment names it (its media there is the freshest), else reconnecting
-    /// from `now`. A seat's PeerJS id with no socket stays reserved for its token.
+    /// socket whose attachment names it (its media there is the freshest). A seat missing a
+    /// socket is reconnecting: since when storage says, else from `now`. A seat's PeerJS id with
+    /// no socket stays reserved for its token.
     pub(super) fn restore_roster(
         &mut self,
         seats: Vec<SeatRecord>,
@@ -62,8 +63,7 @@ impl Hub {
                 None => (None, rec.member),
             };
             self.joins = self.joins.max(rec.order);
-            // Present for now; the pass below marks it reconnecting if a socket is missing, and
-            // then its grace period runs from when it went away (stored), not from this restore.
+            // Its presence is settled below, from the sockets that are connected now.
             let seat = Seat { sid, member, order: rec.order, away_since: rec.away_since };
             self.roster.insert(peer_id, seat);
         }
@@ -83,20 +83,16 @@ impl Hub {
                 }
             }
         }
-        // Presence from what is connected now: a seat missing a socket is reconnecting from now.
+        // Presence from what is connected now.
         let mut ids: Vec<String> = self.roster.keys().cloned().collect();
         ids.sort();
         for peer_id in ids {
-            let pj_live = self.registry.get(&peer_id).is_some_and(|r| r.sid.is_some());
+            let connected = self.seat_connected(&peer_id);
             let Some(seat) = self.roster.get_mut(&peer_id) else { continue };
             match seat.away_since {
-                // Away before the wake-up and still away: the room was told then; its grace
-                // period goes on from when it began.
-                Some(t) if !(seat.sid.is_some() && pj_live) => {
-                    seat.member.presence = Presence::Reconnecting;
-                    let deadline = t.min(now).saturating_add(self.config.grace_ms);
-                    self.schedule(deadline, fx);
-                }
+                // Away before the wake-up and still away: the room was told then, and its grace
+                // period goes on from when it began (the alarm is recomputed after a restore).
+                Some(_) if !connected => seat.member.presence = Presence::Reconnecting,
                 _ => {
                     seat.member.presence = Presence::Present;
                     seat.away_since = None;
@@ -128,9 +124,8 @@ impl Hub {
     /// PeerJS socket are connected, reconnecting otherwise. A change is told to the others, and
     /// a member going away starts its grace period.
     pub(super) fn refresh_presence(&mut self, peer_id: &str, now: u64, fx: &mut Effects) {
-        let pj_live = self.registry.get(peer_id).is_some_and(|r| r.sid.is_some());
+        let want = if self.seat_connected(peer_id) { Presence::Present } else { Presence::Reconnecting };
         let Some(seat) = self.roster.get_mut(peer_id) else { return };
-        let want = if seat.sid.is_some() && pj_live { Presence::Present } else { Presence::Reconnecting };
         if seat.member.presence == want {
             return;
         }
@@ -146,6 +141,12 @@ impl Hub {
         }
         let frame = ServerFrame::PeerPresence { peer_id: peer_id.to_owned(), presence: want };
         self.broadcast(&frame, except, fx);
+    }
+
+    /// Whether the seat of `peer_id` has both its room socket and its PeerJS socket connected.
+    fn seat_connected(&self, peer_id: &str) -> bool {
+        let pj_live = self.registry.get(peer_id).is_some_and(|r| r.sid.is_some());
+        pj_live && self.roster.get(peer_id).is_some_and(|s| s.sid.is_some())
     }
 
     /// The room socket `sid` of member `peer_id` closed or timed out: the member reconnects.
@@ -274,7 +275,7 @@ impl Hub {
         if let Some(old) = old {
             // The same page's previous room socket, which the server had not yet seen close.
             send_frame(fx, old, &ServerFrame::Left { reason: LeaveReason::Replaced });
-            if let Some(sock) = self.remove_socket(old) {
+            if let Some(sock) = self.sockets.remove(&old) {
                 close_socket(fx, old, sock.since, super::close::REPLACED, "joined from another connection");
             }
         }
